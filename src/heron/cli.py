@@ -8,7 +8,6 @@ Each domain adds its commands through a module listed in `COMMAND_MODULES` expos
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import logging
 import sys
@@ -91,7 +90,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                   f"  {heron.new_admin_token}\n", flush=True)
 
     try:
-        asyncio.run(serve(heron, on_ready=ready))
+        import uvloop  # C event loop: less CPU per request on every ingest path
+
+        uvloop.run(serve(heron, on_ready=ready))
     except KeyboardInterrupt:
         pass
     return 0
