@@ -19,6 +19,20 @@ from heron.exceptions import ConfigError, HeronError
 COMMAND_MODULES: list[str] = ["heron.errors.cli", "heron.alerting.cli", "heron.promql.cli", "heron.rules.cli",
                               "heron.demo.cli"]
 
+# What each command module registers ({"cmd": help, "check cmd": help}), so `heron --help` lists
+# them and `heron version` starts without importing numpy, pydantic and every domain: a module is
+# imported only when its command runs. A module missing here is imported eagerly, as before;
+# tests/test_cli_lazy.py checks this table against what the modules really register.
+COMMAND_INDEX: dict[str, dict[str, str]] = {
+    "heron.errors.cli": {"project": "error-tracking projects and their DSNs (Sentry SDKs)"},
+    "heron.alerting.cli": {"check alerting": "validate an alertmanager.yml (like amtool check-config)",
+                           "alerting": "alerting tools (routing tree tests)"},
+    "heron.promql.cli": {"query": "evaluate a PromQL expression (instant, or --range for a chart)"},
+    "heron.rules.cli": {"check rules": "validate Prometheus rule files (like promtool)",
+                        "test": "unit tests (promtool's format)"},
+    "heron.demo.cli": {"demo": "run Heron with an instrumented demo service and traffic"},
+}
+
 _check_sub: argparse._SubParsersAction | None = None
 
 
@@ -141,7 +155,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv` (default sys.argv): command modules other than the chosen one
+    are listed without being imported."""
     global _check_sub
     parser = argparse.ArgumentParser(prog="heron", description="Heron observability server")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -178,13 +194,29 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.set_defaults(func=cmd_sql)
 
+    wanted = _requested(sys.argv[1:] if argv is None else argv)
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        index = COMMAND_INDEX.get(name)
+        if index is None or wanted in index:
+            importlib.import_module(name).register(sub)
+            continue
+        for cmd, help_text in index.items():  # listed in --help; the module loads when chosen
+            group, _, leaf = cmd.rpartition(" ")
+            (_check_sub if group == "check" else sub).add_parser(leaf, help=help_text)
     return parser
 
 
+def _requested(argv: Sequence[str]) -> str:
+    """The command as COMMAND_INDEX names it ("query", "check rules"); the top-level parser has
+    only flags (-v, -h), so the first word is the command."""
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["check"] and len(words) > 1:
+        return f"check {words[1]}"
+    return words[0] if words else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
