@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -78,6 +79,17 @@ def _keep(g: dict[str, Any], request: Request, matchers: list[Matcher], recv: re
     return matches_all(matchers, g["labels"])
 
 
+def _shown(am: alerting_service.Alerting, alerts: Iterable[Alert], request: Request, matchers: list[Matcher],
+           recv: re.Pattern[str] | None) -> list[dict[str, Any]]:
+    """The unresolved `alerts` that pass the request's filters, as API alerts by fingerprint
+    (what GET /alerts lists and each group of GET /alerts/groups holds)."""
+    now = time.time()
+    out = [g for g in (gettable_alert(am, a, now) for a in alerts if not a.resolved_at(now))
+           if _keep(g, request, matchers, recv)]
+    out.sort(key=lambda g: g["fingerprint"])
+    return out
+
+
 @requires("api", reply="json")
 async def get_alerts(request: Request) -> Response:
     am = _am(request)
@@ -85,16 +97,7 @@ async def get_alerts(request: Request) -> Response:
         matchers, recv = _filters(request), _receiver_re(request)
     except MatcherError as exc:
         return _err(400, str(exc))
-    now = time.time()
-    out = []
-    for a in am.store:
-        if a.resolved_at(now):
-            continue
-        g = gettable_alert(am, a, now)
-        if _keep(g, request, matchers, recv):
-            out.append(g)
-    out.sort(key=lambda g: g["fingerprint"])
-    return JSONResponse(out)
+    return JSONResponse(_shown(am, am.store, request, matchers, recv))
 
 
 @requires("ingest", reply="json")
@@ -118,20 +121,12 @@ async def get_groups(request: Request) -> Response:
         matchers, recv = _filters(request), _receiver_re(request)
     except MatcherError as exc:
         return _err(400, str(exc))
-    now = time.time()
     out = []
     for ag in list(am.dispatcher.groups.values()):
         if recv is not None and not recv.match(ag.route.receiver):
             continue
-        alerts = []
-        for a in ag.alerts.values():
-            if a.resolved_at(now):
-                continue
-            g = gettable_alert(am, a, now)
-            if _keep(g, request, matchers, None):
-                alerts.append(g)
+        alerts = _shown(am, list(ag.alerts.values()), request, matchers, None)
         if alerts:
-            alerts.sort(key=lambda g: g["fingerprint"])
             out.append({"labels": ag.labels, "receiver": {"name": ag.route.receiver}, "alerts": alerts})
     return JSONResponse(out)
 
