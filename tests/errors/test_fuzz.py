@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from heron.errors.envelope import parse_envelope
 from heron.errors.grouping import group
+from heron.errors.ingest import tracking
 from heron.errors.normalize import normalize
 from heron.errors.scrub import Scrubber
 from heron.exceptions import BadRequest
@@ -93,7 +94,7 @@ async def test_fuzzed_requests_never_break_the_server(heron: Heron, client: http
     ev = exc_event("ZeroDivisionError", "division by zero", "after_fuzz")
     r = await client.post(url, content=envelope(("event", ev)), headers=auth(key))
     assert r.status_code == 200
-    heron.pipeline.flush()
+    tracking(heron).flush()
     db = heron.storage.database
     rows = heron.storage.execute(f"SELECT title, culprit, level FROM `{db}`.error_events WHERE event_id = "
                                  "{e:String}", {"e": ev["event_id"]}).to_pylist()

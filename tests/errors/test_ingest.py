@@ -70,7 +70,7 @@ async def test_encodings_store_and_malformed(heron: Heron, client: httpx.AsyncCl
         assert r.headers["x-sentry-error"]
     r = await client.post(url, content=b"\x1f\x8b garbage", headers={**auth(key), "Content-Encoding": "gzip"})
     assert r.status_code == 400 and "cannot decompress gzip" in r.json()["detail"]
-    heron.pipeline.flush()
+    tracking(heron).flush()
     titles = sorted(i["culprit"] for i in await _issues(client))
     assert titles == ["app.views in fbr", "app.views in fdeflate", "app.views in fgzip", "app.views in via_store"]
 
@@ -97,7 +97,7 @@ async def test_item_types_cors_and_unknown(heron: Heron, client: httpx.AsyncClie
     pre = await client.options(f"/api/{pid}/envelope/", headers={"Origin": "http://app.example",
                                                                  "Access-Control-Request-Method": "POST"})
     assert pre.status_code == 200 and "x-sentry-auth" in pre.headers["access-control-allow-headers"]
-    heron.pipeline.flush()
+    tracking(heron).flush()
     db = heron.storage.database
     att = heron.storage.execute(f"SELECT event_id, size FROM `{db}`.error_attachments").to_pylist()
     assert att == [{"event_id": ev["event_id"], "size": 21}]
@@ -130,15 +130,16 @@ async def test_rate_limit_and_backpressure(heron: Heron, client: httpx.AsyncClie
     # non-event items are not limited
     r = await client.post(url, content=envelope(("client_report", {"discarded_events": []})), headers=auth(key))
     assert r.status_code == 200
-    # pipeline backpressure becomes a Sentry rate limit too
+    # envelope-queue backpressure becomes a Sentry rate limit too
     pid2, key2 = new_project(heron, "busy")
-    heron.pipeline.max_queue_bytes = 1
-    heron.pipeline._queued_bytes = 10  # what a full queue looks like
+    queue = tracking(heron).queue.pipeline
+    queue.max_queue_bytes = 1
+    queue._queued_bytes = 10  # what a full queue looks like
     try:
         r = await client.post(f"/api/{pid2}/envelope/", content=envelope(("event", exc_event())), headers=auth(key2))
     finally:
-        heron.pipeline._queued_bytes = 0
-        heron.pipeline.max_queue_bytes = 256 << 20
+        queue._queued_bytes = 0
+        queue.max_queue_bytes = 256 << 20
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
     assert r.headers["x-sentry-rate-limits"] == "1::organization"
 
@@ -160,7 +161,7 @@ async def test_issue_lifecycle_and_alerts(heron: Heron, client: httpx.AsyncClien
     for i in range(3):
         await send(exc_event(release="1.0", user=f"u{i % 2}", env="prod" if i else "staging"))
     await send(exc_event("KeyError", "'k'", "other", release="1.0"))
-    heron.pipeline.flush()
+    tracking(heron).flush()
     issues = await _issues(client, sort="freq")
     assert [(i["metadata"]["type"], i["count"], i["userCount"]) for i in issues] == [("ValueError", "3", 2),
                                                                                    ("KeyError", "1", 0)]
@@ -181,7 +182,7 @@ async def test_issue_lifecycle_and_alerts(heron: Heron, client: httpx.AsyncClien
     assert [i["id"] for i in await _issues(client, "is:resolved")] == [iid]
     got.clear()
     await send(exc_event(release="1.1"))
-    heron.pipeline.flush()
+    tracking(heron).flush()
     row = (await client.get(f"/api/0/issues/{iid}/")).json()
     assert (row["status"], row["substatus"], row["count"]) == ("unresolved", "regressed", "4")
     await _wait(lambda: len(got) >= 1)
@@ -191,20 +192,20 @@ async def test_issue_lifecycle_and_alerts(heron: Heron, client: httpx.AsyncClien
     r = await client.put(f"/api/0/issues/{iid}/", json={"status": "resolvedInNextRelease"})
     assert r.json()["statusDetails"] == {"inNextRelease": True, "inRelease": "1.1"}
     await send(exc_event(release="1.1"))
-    heron.pipeline.flush()
+    tracking(heron).flush()
     assert (await client.get(f"/api/0/issues/{iid}/")).json()["status"] == "resolved"
     await send(exc_event(release="1.2"))
-    heron.pipeline.flush()
+    tracking(heron).flush()
     assert (await client.get(f"/api/0/issues/{iid}/")).json()["status"] == "unresolved"
 
     # ignored until 2 more events
     r = await client.put(f"/api/0/issues/{iid}/", json={"status": "ignored", "statusDetails": {"ignoreCount": 2}})
     assert r.json()["status"] == "ignored"
     await send(exc_event())
-    heron.pipeline.flush()
+    tracking(heron).flush()
     assert (await client.get(f"/api/0/issues/{iid}/")).json()["status"] == "ignored"
     await send(exc_event())
-    heron.pipeline.flush()
+    tracking(heron).flush()
     row = (await client.get(f"/api/0/issues/{iid}/")).json()
     assert (row["status"], row["substatus"]) == ("unresolved", "escalating")
     r = await client.put(f"/api/0/issues/{iid}/", json={"status": "bogus"})
@@ -265,6 +266,7 @@ async def test_reconcile_restores_issues_lost_in_a_crash(heron: Heron, client: h
         r = await client.post(f"/api/{pid}/envelope/", content=envelope(("event", exc_event("LostError", "x"))),
                               headers=auth(key))
         assert r.status_code == 200
+    tracking(heron).flush()
     [issue] = await _issues(client)
     heron.control.execute("DELETE FROM error_issues")  # what a crash before the count commit leaves
     et = tracking(heron)

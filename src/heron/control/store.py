@@ -177,6 +177,14 @@ MIGRATIONS: list[ControlMigration] = [
             PRIMARY KEY (receiver, group_key)
         );
     """),
+    ControlMigration("0010_errors_queue", """
+        -- event ids counted lately: SDK resends and replayed queue batches are not counted twice
+        CREATE TABLE IF NOT EXISTS error_seen_events (
+            event_id TEXT PRIMARY KEY,
+            seen REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS error_seen_events_seen ON error_seen_events (seen);
+    """),
 ]
 
 

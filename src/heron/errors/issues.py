@@ -8,15 +8,14 @@
                                                                                (escalating)
 
 Counters (times seen, users affected, first/last seen, per-environment and per-release counts)
-are updated after the events are durable, in one transaction per request.
+are updated behind the envelope queue, in one transaction per queue batch that also records the
+batch's event ids and a watermark, so a batch replayed after a crash is not counted twice.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,8 @@ from heron.control import ControlStore
 from heron.exceptions import BadRequest
 
 STATUSES = ("unresolved", "resolved", "ignored", "resolvedInNextRelease")
+SEEN_WINDOW = 900.0
+"""Seconds an event id is remembered, so an SDK resend is not counted twice."""
 
 
 @dataclass
@@ -40,20 +41,56 @@ class IssueStore:
         self.control = control
 
     def record(self, project_id: int, events: list[tuple[int, dict[str, Any]]]) -> list[Change]:
-        """Count `(issue_id, event)` pairs (already durable) into their issues."""
-        return self.record_many([(project_id, events)])[0]
+        """Count `(issue_id, event)` pairs (already durable) into their issues, in one transaction."""
+        out = self.record_batch("", [(project_id, events)], [])
+        assert out is not None
+        return out[0]
 
-    def record_many(self, batches: list[tuple[int, list[tuple[int, dict[str, Any]]]]]) -> list[list[Change]]:
-        """Several requests' events in one transaction (one fsync): the group commit of counting."""
+    def seen(self, event_ids: list[str]) -> set[str]:
+        """Which of these event ids were counted lately (see `record_batch`)."""
+        have: set[str] = set()
+        for k in range(0, len(event_ids), 500):
+            chunk = event_ids[k:k + 500]
+            have.update(r[0] for r in self.control.query(
+                f"SELECT event_id FROM error_seen_events WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        return have
+
+    def record_batch(self, token: str, batches: list[tuple[int, list[tuple[int, dict[str, Any]]]]],
+                     reports: list[tuple[int, dict[str, Any]]]) -> list[list[Change]] | None:
+        """Count one envelope-queue batch in ONE transaction, with its event ids and the watermark
+        "counted through record b" (`token` is the queue's "epoch:name:a-b"). Returns None, and
+        changes nothing, when this batch was counted before (a replay after a crash)."""
+        epoch, _, rng = token.partition(":")
+        end = int(rng.rsplit("-", 1)[1]) if "-" in rng else 0
         out: list[list[Change]] = []
         with self.control.transaction() as tx:
+            if end:
+                mark = tx.execute("SELECT value FROM kv WHERE key = 'errors.queue.counted'").fetchone()
+                m_epoch, _, m_end = (mark[0] if mark else "").partition(":")
+                if m_epoch == epoch and int(m_end or 0) >= end:
+                    return None
+                tx.execute("INSERT INTO kv (key, value) VALUES ('errors.queue.counted', ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (f"{epoch}:{end}",))
+            newest = 0.0
             for project_id, events in batches:
                 changes: list[Change] = []
                 for issue_id, ev in events:
                     change = self._record_one(tx, project_id, issue_id, ev)
                     if change:
                         changes.append(Change(change, issue_id, project_id, ev))
+                    newest = max(newest, ev.get("received") or 0.0)
                 out.append(changes)
+                tx.executemany("INSERT OR IGNORE INTO error_seen_events VALUES (?, ?)",
+                               [(ev["event_id"], ev.get("received") or 0.0) for _, ev in events])
+            if newest:  # forget ids older than the window (relative to the data, not the clock)
+                tx.execute("DELETE FROM error_seen_events WHERE seen < ?", (newest - SEEN_WINDOW,))
+            for project_id, rep in reports:
+                tx.execute(
+                    "INSERT INTO error_user_reports (project_id, event_id, name, email, comments, ts) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (project_id, str(rep.get("event_id") or "")[:32], str(rep.get("name") or "")[:128],
+                     str(rep.get("email") or "")[:256], str(rep.get("comments") or "")[:4096], time.time()))
         return out
 
     def _record_one(self, tx: Any, project_id: int, issue_id: int, ev: dict[str, Any]) -> str | None:
@@ -214,50 +251,3 @@ def _positive(value: Any, name: str) -> int:
     if n <= 0:
         raise BadRequest(f"statusDetails.{name} must be a positive integer")
     return n
-
-
-class CountBatcher:
-    """Feeds `IssueStore.record_many` from concurrent requests: whatever queued while the previous
-    transaction committed goes into the next one, so counting costs one fsync per group, not per
-    request."""
-
-    def __init__(self, store: IssueStore) -> None:
-        self.store = store
-        self._cond = threading.Condition()
-        self._queue: list[tuple[int, list[tuple[int, dict[str, Any]]], Future[list[Change]]]] = []
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="heron-issue-counter", daemon=True)
-        self._thread.start()
-
-    def submit(self, project_id: int, events: list[tuple[int, dict[str, Any]]]) -> Future[list[Change]]:
-        fut: Future[list[Change]] = Future()
-        with self._cond:
-            if self._closed:
-                fut.set_result(self.store.record(project_id, events))
-                return fut
-            self._queue.append((project_id, events, fut))
-            self._cond.notify()
-        return fut
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                group, self._queue = self._queue[:500], self._queue[500:]
-                if not group and self._closed:
-                    return
-            try:
-                results = self.store.record_many([(pid, evs) for pid, evs, _ in group])
-            except Exception as exc:  # the control store failed: every waiter learns it
-                for _, _, fut in group:
-                    fut.set_exception(exc)
-                continue
-            for (_, _, fut), changes in zip(group, results, strict=True):
-                fut.set_result(changes)

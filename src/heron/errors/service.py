@@ -1,4 +1,5 @@
-"""Background work of error tracking: missed/timed-out cron check-ins and spike resolution."""
+"""Background work of error tracking: the envelope queue (replay at start, drain at stop),
+missed/timed-out cron check-ins and spike resolution."""
 
 from __future__ import annotations
 
@@ -26,13 +27,18 @@ class ErrorsService:
     async def start(self) -> None:
         et = tracking(self.heron)
         et.alerts.loop = asyncio.get_running_loop()
+        # Replays envelopes acknowledged before a crash; their processing runs behind it.
+        replayed = await asyncio.get_running_loop().run_in_executor(None, et.queue.start)
+        if replayed:
+            log.info("envelope queue: %d acknowledged requests to process after restart", replayed)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(None, tracking(self.heron).counter.close)
+        # Processes what is queued (bounded wait); anything left is replayed at the next start.
+        await asyncio.get_running_loop().run_in_executor(None, tracking(self.heron).queue.close)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

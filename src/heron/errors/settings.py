@@ -4,6 +4,9 @@
       rate_limit: 0                # events per minute per project (0: unlimited); per project too
       attachments_max_bytes: 1MiB  # larger attachments are dropped (counted), the event kept
       scrubbing: {enabled: true, fields: [], safe_fields: [], scrub_ip_addresses: false}
+      queue:                       # the envelope queue between acknowledgement and processing
+        batch: 1000                # envelopes processed per batch (one control-store transaction)
+        flush_interval: 200ms      # how long an accepted envelope may wait for its batch
       alerts:
         new_issue: true
         regression: true
@@ -21,7 +24,7 @@ from heron.config import HeronConfig, parse_duration, parse_size
 from heron.errors.scrub import Scrubber, from_config
 from heron.exceptions import ConfigError
 
-_KEYS = {"rate_limit", "attachments_max_bytes", "scrubbing", "alerts"}
+_KEYS = {"rate_limit", "attachments_max_bytes", "scrubbing", "alerts", "queue"}
 _ALERT_KEYS = {"new_issue", "regression", "spike", "cron", "hold"}
 _SCRUB_KEYS = {"enabled", "fields", "safe_fields", "scrub_ip_addresses"}
 
@@ -42,6 +45,8 @@ class ErrorsSettings:
     cron: bool = True
     spikes: list[Spike] = field(default_factory=list)
     hold: float = 300.0
+    queue_batch: int = 1000
+    queue_flush_interval: float = 0.2
 
 
 def load(config: HeronConfig) -> ErrorsSettings:
@@ -71,6 +76,18 @@ def load(config: HeronConfig) -> ErrorsSettings:
             s.attachments_max_bytes = parse_size(section["attachments_max_bytes"])
         except (TypeError, ValueError) as exc:
             raise fail("errors.attachments_max_bytes", str(exc)) from None
+    queue = section.get("queue") or {}
+    unknown(queue, {"batch", "flush_interval"}, "errors.queue")
+    if "batch" in queue:
+        b = queue["batch"]
+        if not isinstance(b, int) or isinstance(b, bool) or not 1 <= b <= 100_000:
+            raise fail("errors.queue.batch", "must be an integer from 1 to 100000 (envelopes per batch)")
+        s.queue_batch = b
+    if "flush_interval" in queue:
+        try:
+            s.queue_flush_interval = parse_duration(queue["flush_interval"])
+        except (TypeError, ValueError) as exc:
+            raise fail("errors.queue.flush_interval", str(exc)) from None
     scrubbing = section.get("scrubbing") or {}
     unknown(scrubbing, _SCRUB_KEYS, "errors.scrubbing")
     for key in ("fields", "safe_fields"):

@@ -1,0 +1,129 @@
+"""Nothing acknowledged is lost, nothing is counted twice: the envelope queue across failures.
+
+- in process: the issue-count transaction fails after the batch's rows were inserted (what a
+  crash between the two leaves); the retried batch re-inserts nothing and counts once;
+- `heron up` killed with SIGKILL while its queue is being processed, then restarted on the same
+  data directory: every acknowledged event is stored exactly once and the counters are exact;
+- SDK resends (same event id) are stored and counted once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from heron.errors.ingest import tracking
+from heron.server import Heron
+from heron.testing import HeronProcess
+
+from .conftest import create_project
+from .helpers import auth, envelope, exc_event, new_project
+
+
+def _stored(heron_storage: Any, db: str) -> tuple[int, int]:
+    row = heron_storage.execute(f"SELECT count() AS n, uniqExact(event_id) AS u FROM `{db}`.error_events").to_pylist()
+    return row[0]["n"], row[0]["u"]
+
+
+async def test_count_failure_after_insert_retries_idempotently(heron: Heron, client: httpx.AsyncClient) -> None:
+    pid, key = new_project(heron)
+    et = tracking(heron)
+    real = et.issues.record_batch
+    calls: list[str] = []
+
+    def flaky(token: str, *a: Any, **kw: Any) -> Any:
+        calls.append(token)
+        if len(calls) == 1:
+            raise RuntimeError("control store went away")  # rows are in storage, counts are not
+        return real(token, *a, **kw)
+
+    et.issues.record_batch = flaky  # type: ignore[method-assign]
+    for i in range(5):
+        r = await client.post(f"/api/{pid}/envelope/", headers=auth(key),
+                              content=envelope(("event", exc_event(user=f"u{i % 2}"))))
+        assert r.status_code == 200
+    et.flush()
+    assert len(calls) >= 2 and calls[0] == calls[1]  # the same batch, the same token, retried
+    assert _stored(heron.storage, heron.storage.database) == (5, 5)
+    [issue] = heron.control.query("SELECT times_seen, user_count FROM error_issues")
+    assert (issue["times_seen"], issue["user_count"]) == (5, 2)
+
+
+async def test_resent_event_is_stored_and_counted_once(heron: Heron, client: httpx.AsyncClient) -> None:
+    pid, key = new_project(heron)
+    ev = exc_event()
+    for _ in range(3):  # an SDK retrying after a timeout sends the same event id again
+        r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", ev)))
+        assert r.status_code == 200 and r.json() == {"id": ev["event_id"]}
+        tracking(heron).flush()
+    assert _stored(heron.storage, heron.storage.database) == (1, 1)
+    assert [r[0] for r in heron.control.query("SELECT times_seen FROM error_issues")] == [1]
+    assert tracking(heron).items.labels("event", "duplicate")._value.get() == 2
+
+
+def _metric(text: str, name: str) -> float:
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_mid_processing_loses_nothing_and_counts_once(tmp_path: Any) -> None:
+    # Small batches: the queue is processed in many steps, so the kill lands between them.
+    cfg = {"errors": {"queue": {"batch": 20, "flush_interval": "50ms"}}}
+    proc = HeronProcess(tmp_path / "data", config=cfg).start()
+    try:
+        dsn = create_project(proc, "crashy")
+        key, pid = dsn.split("//")[1].split("@")[0], dsn.rsplit("/", 1)[1]
+        url = f"{proc.url}/api/{pid}/envelope/"
+        n, kinds = 600, 6
+        sent = [exc_event(f"Crash{i % kinds}Error", f"n{i}", user=f"u{i % 7}",
+                          event_id=uuid.uuid4().hex) for i in range(n)]
+        # big events (like real ones): processing is slower than acknowledging
+        for ev in sent:
+            ev["extra"] = {"blob": "x" * 20_000}
+
+        with httpx.Client(timeout=30) as c:
+            def post(ev: dict[str, Any]) -> int:
+                return c.post(url, content=envelope(("event", ev)), headers=auth(key)).status_code
+
+            with ThreadPoolExecutor(16) as pool:
+                codes = list(pool.map(post, sent))
+            assert codes == [200] * n  # all acknowledged: durable from here on
+            m = proc.client().get("/metrics").text
+        backlog, processed = _metric(m, "heron_errors_queue_envelopes"), _metric(m, "heron_errors_processed_events_total")
+        proc.kill()
+        assert backlog > 0, "the queue was drained before the kill; the test did not crash mid-processing"
+        assert processed < n
+    finally:
+        proc.kill()
+
+    proc = HeronProcess(tmp_path / "data", config=cfg).start()  # replays the queue
+    try:
+        with proc.client() as c:
+            deadline = time.monotonic() + 120
+            while True:
+                issues = c.get("/api/0/projects/heron/crashy/issues/", params={"limit": 100}).json()
+                total = sum(int(i["count"]) for i in issues)
+                if total >= n or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+        by_type = {i["metadata"]["type"]: (int(i["count"]), i["userCount"]) for i in issues}
+        assert by_type == {f"Crash{k}Error": (n // kinds, 7) for k in range(kinds)}, by_type
+    finally:
+        assert proc.stop() == 0
+    out = subprocess.run([sys.executable, "-m", "heron", "sql", "--config", str(proc.data_dir / "heron.yml"),
+                          "SELECT count() AS n, uniqExact(event_id) AS u, groupArray(event_id) AS ids "
+                          "FROM {db}.error_events"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (row["n"], row["u"]) == (n, n)  # every acknowledged event exactly once
+    assert set(row["ids"]) == {ev["event_id"] for ev in sent}
