@@ -24,6 +24,8 @@ from heron.api import heron_of, requires
 from heron.auth import API
 from heron.ui import session
 from heron.ui.grafana import DashboardError, panel_count, parse
+from heron.ui.markdown import MAX_CHARS as MAX_MARKDOWN
+from heron.ui.markdown import render_tree
 from heron.ui.store import DashboardStore
 
 if TYPE_CHECKING:
@@ -72,7 +74,9 @@ def page(template: str, name: str, title: str) -> Any:
     async def handler(request: Request) -> Response:
         if not session.logged_in(heron_of(request), request):
             return RedirectResponse("/login?next=" + quote(request.url.path), 303)
-        data = {k: v for k, v in request.path_params.items()}
+        data: dict[str, Any] = {k: v for k, v in request.path_params.items()}
+        if template == "dashboard.html":  # embedded: the page needs no round trip before its queries
+            data["model"] = _store(request).get(request.path_params["uid"])
         return render(request, template, name, data, title=title)
     return handler
 
@@ -176,6 +180,21 @@ async def grafana_search(request: Request) -> Response:
                           "url": f"/d/{d.uid}", "uri": f"db/{d.uid}"} for d in _store(request).list(q, tag)])
 
 
+@requires(API, reply="json")
+async def markdown(request: Request) -> Response:
+    """Text panels: markdown → a tree of allowed tags and text (see heron.ui.markdown)."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except json.JSONDecodeError as exc:
+        return JSONResponse({"error": f"body must be JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"}, 400)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        return JSONResponse({"error": "text: required, a string"}, 400)
+    if len(text) > MAX_MARKDOWN:
+        return JSONResponse({"error": f"text: at most {MAX_MARKDOWN} characters"}, 413)
+    return JSONResponse({"tree": render_tree(text)})
+
+
 # --- settings: API tokens -----------------------------------------------------------------------
 
 @requires("admin", reply="json")
@@ -261,6 +280,7 @@ def routes(heron: Heron) -> list[BaseRoute]:
         Route("/api/heron/dashboards/{uid}", dashboard_save, methods=["PUT"]),
         Route("/api/heron/dashboards/{uid}", dashboard_delete, methods=["DELETE"]),
         Route("/api/heron/notifications", notifications, methods=["GET"]),
+        Route("/api/heron/markdown", markdown, methods=["POST"]),
         Route("/api/heron/tokens", tokens_list, methods=["GET"]),
         Route("/api/heron/tokens", tokens_create, methods=["POST"]),
         Route("/api/heron/tokens/{name}", tokens_revoke, methods=["DELETE"]),

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from heron.server import Heron
 
 log = logging.getLogger("heron.ui")
-UI_KEYS = {"dashboards", "default_theme"}
+UI_KEYS = {"dashboards", "default_theme", "query_cache"}
+CACHE_KEYS = {"ttl", "recent_ttl", "max_mb"}
 
 
 def validate(config: HeronConfig) -> list[Path]:
@@ -38,6 +39,14 @@ def validate(config: HeronConfig) -> list[Path]:
     if theme not in ("auto", "light", "dark"):
         raise ConfigError("must be auto, light or dark", file=where, line=config.line_of("ui.default_theme"),
                           field="ui.default_theme")
+    cache = ui.get("query_cache", {})
+    if not isinstance(cache, dict):
+        raise ConfigError("must be a mapping (ttl, recent_ttl, max_mb)", file=where,
+                          line=config.line_of("ui.query_cache"), field="ui.query_cache")
+    for key, value in cache.items():
+        if key not in CACHE_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"expected one of {', '.join(sorted(CACHE_KEYS))} with a number >= 0 (seconds; MiB)",
+                              file=where, line=config.line_of(f"ui.query_cache.{key}"), field=f"ui.query_cache.{key}")
     entries = ui.get("dashboards", [])
     if isinstance(entries, str):
         entries = [entries]

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from heron.auth import ADMIN
+from heron.ui.querycache import QueryCacheMiddleware
 
 if TYPE_CHECKING:
     from heron.server import Heron
@@ -65,6 +66,7 @@ def middleware(heron: Heron) -> list[Middleware]:
         Middleware(SessionMiddleware, secret_key=session_secret(heron), session_cookie=COOKIE,
                    max_age=MAX_AGE, same_site="strict", https_only=False),
         Middleware(CSRFGuard),
+        Middleware(QueryCacheMiddleware, heron=heron),  # inside: cookie sessions authenticate
     ]
 
 

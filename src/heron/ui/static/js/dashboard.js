@@ -1,11 +1,12 @@
 // Dashboard view: time range, auto-refresh, template variables, panels on Grafana's 24-column
 // grid, folding rows, panel and JSON editing. Progress is exposed for tests and the benchmark:
 // each panel gets data-state, and window.heronDashboard = {pending, drawnAt}.
-import {h, $, clear, api, pageData, RANGES, parseDuration, parseTime, stateBox, showFailure} from './lib.js';
-import {renderPanel} from './panels.js';
-import {resolveOptions, interpolate, intervalFor, ALL} from './variables.js';
+import {h, $, clear, api, pageData, parseDuration, parseTime, stateBox, showFailure, shared} from './lib.js';
+import {renderPanel, prefetch} from './panels.js';
+import {resolveOptions, intervalFor, maxPointsFor, ALL} from './variables.js';
+import {rangePicker} from './timepicker.js';
 
-const {uid} = pageData();
+const {uid, model: embedded} = pageData();
 const params = new URLSearchParams(location.search);
 const REFRESH = ['', '5s', '10s', '30s', '1m', '5m', '15m', '1h'];
 const SUPPORTED = new Set(['timeseries', 'stat', 'gauge', 'bargauge', 'table', 'text', 'row']);
@@ -15,31 +16,64 @@ let refreshTimer = null;
 let generation = 0;
 window.heronDashboard = {pending: -1, drawnAt: null, startedAt: performance.now()};
 
+// "now" is read once per round of queries, so that the prefetch and the render agree.
+let roundNow = null;
 function timeRange() {
   const from = params.get('from') || model.time.from;
   const to = params.get('to') || model.time.to;
-  const now = Date.now() / 1000;
+  if (roundNow === null) roundNow = Date.now() / 1000;
+  const now = roundNow;
   return {start: parseTime(from, now), end: parseTime(to, now), from, to};
 }
 
 async function load() {
-  const r = await api('/api/heron/dashboards/' + encodeURIComponent(uid));
+  // The page shell embeds the dashboard JSON: no round trip before the first panel query.
+  const r = embedded ? {ok: true, data: embedded} : await api('/api/heron/dashboards/' + encodeURIComponent(uid));
   if (!r.ok) { showFailure($('#status'), r, 'Dashboard'); window.heronDashboard.pending = 0; return; }
   model = r.data;
+  // Panels that use no template variable are queried right away, before variables resolve and
+  // before any layout; renderAll() then picks up the same in-flight requests.
+  const names = ((model.templating && model.templating.list) || []).map((v) => v.name).filter(Boolean);
+  const usesVar = (p) => names.length && (p.targets || []).some((t) => names.some((n) => String(t.expr || '').includes('$' + n) ||
+    String(t.expr || '').includes('[[' + n)));
+  const range = timeRange();
+  for (const p of visiblePanels()) if (!usesVar(p)) prefetch(p, panelCtx(p, range));
   document.title = model.title + ' · Heron';
   $('#title').textContent = model.title;
   setupControls();
   await setupVariables();
-  renderAll();
+  renderAll(false);
 }
 
+// Panels drawn now: rows themselves and panels under a collapsed row are not.
+function visiblePanels() {
+  const out = [];
+  let hidden = false;
+  for (const p of model.panels) {
+    if (p.type === 'row') { hidden = !!p.collapsed; continue; }
+    if (!hidden) out.push(p);
+  }
+  return out;
+}
+
+function viewportWidth() { return Math.max(400, Math.min(1600, document.documentElement.clientWidth || 1200) - 36); }
+
+function panelCtx(p, range) {
+  const intervalSec = intervalFor(range.end - range.start, maxPointsFor(p, viewportWidth()), p.interval);
+  return {vars, range, intervalSec, onZoom: zoomTo};
+}
+
+// Drag-select on a chart: an absolute range, as in Grafana.
+function zoomTo(a, b) {
+  params.set('from', String(Math.floor(a * 1000))); params.set('to', String(Math.ceil(b * 1000)));
+  syncUrl(); picker.update(params.get('from'), params.get('to')); renderAll();
+}
+
+let picker = null;
 function setupControls() {
-  const range = $('#range');
-  const cur = params.get('from') || model.time.from;
-  const opts = RANGES.map((x) => 'now-' + x);
-  if (!opts.includes(cur)) opts.unshift(cur);
-  for (const o of opts) range.append(h('option', {value: o, selected: o === cur}, o.replace('now-', 'Last ')));
-  range.addEventListener('change', () => { params.set('from', range.value); params.set('to', 'now'); syncUrl(); renderAll(); });
+  picker = rangePicker($('#range-picker'), params.get('from') || model.time.from, params.get('to') || model.time.to, (from, to) => {
+    params.set('from', from); params.set('to', to); syncUrl(); renderAll();
+  });
   const refresh = $('#refresh');
   const curR = params.get('refresh') !== null ? params.get('refresh') : (model.refresh || '');
   const ropts = REFRESH.includes(curR) ? REFRESH : [...REFRESH, curR];
@@ -72,12 +106,18 @@ async function setupVariables() {
   const box = clear($('#variables'));
   vars = [];
   const range = timeRange();
-  for (const def of (model.templating && model.templating.list) || []) {
+  const defs = (model.templating && model.templating.list) || [];
+  // Variables whose query names no other variable are fetched together, up front.
+  const chained = (def) => defs.some((o) => o !== def && new RegExp('\\$\\{?' + o.name + '\\b|\\[\\[' + o.name + '\\b').test(def.query || ''));
+  const base = {vars: [], range, intervalSec: intervalFor(range.end - range.start, 300)};
+  const early = defs.map((def) => (def.heronUnsupported || chained(def) ? null : resolveOptions(def, range, base)));
+  early.forEach((p) => p && p.catch(() => {}));
+  for (const [k, def] of defs.entries()) {
     const x = {def, options: [], values: []};
     vars.push(x);
     if (def.heronUnsupported) { box.append(h('span', {class: 'muted'}, def.name + ': ' + def.heronUnsupported)); continue; }
     const ctx = {vars: vars.slice(0, -1), range, intervalSec: intervalFor(range.end - range.start, 300)};
-    try { x.options = await resolveOptions(def, range, ctx); } catch (e) {
+    try { x.options = await (early[k] || resolveOptions(def, range, ctx)); } catch (e) {
       box.append(h('span', {class: 'error'}, def.name + ': ' + e.message)); continue;
     }
     const fromUrl = params.getAll('var-' + def.name);
@@ -144,12 +184,16 @@ function rowSpan(i) {
   return bottom - top;
 }
 
-function renderAll() {
+// fresh: start a new round of queries (refresh, new range, new variable values); the first
+// render after load reuses the requests prefetched by load().
+function renderAll(fresh = true) {
   if (!model) return;
+  if (fresh) { shared.reset(); roundNow = null; }
   const gen = ++generation;
-  const grid = clear($('#panels'));
   const range = timeRange();
-  const width = grid.clientWidth || 1200;
+  // Every panel's queries go out first, then the DOM is built.
+  for (const p of visiblePanels()) if (SUPPORTED.has(p.type) && !p.heronUnsupported) prefetch(p, panelCtx(p, range));
+  const grid = clear($('#panels'));
   let hidden = false;
   let shift = 0;  // rows freed by collapsed rows above: later panels move up, as in Grafana
   const jobs = [];
@@ -159,7 +203,7 @@ function renderAll() {
     if (p.type === 'row') {
       const el = h('div', {class: 'panel row-panel', style: gridStyle(p, shift), 'data-panel': i, 'data-state': 'done'},
         (p.collapsed ? '▸ ' : '▾ ') + (p.title || 'Row'));
-      el.addEventListener('click', () => { p.collapsed = !p.collapsed; renderAll(); });
+      el.addEventListener('click', () => { p.collapsed = !p.collapsed; renderAll(false); });
       grid.append(el);
       hidden = !!p.collapsed;
       if (hidden) shift += rowSpan(i);
@@ -180,10 +224,7 @@ function renderAll() {
       el.dataset.state = 'unsupported';
       return;
     }
-    const cols = (p.gridPos && p.gridPos.w) || 12;
-    const maxPoints = Math.max(100, Math.round(width * cols / 24));
-    const intervalSec = intervalFor(range.end - range.start, maxPoints, p.interval);
-    const ctx = {vars, range, intervalSec};
+    const ctx = panelCtx(p, range);
     jobs.push(renderPanel(p, body, ctx).then((s) => { if (gen === generation) el.dataset.state = s; }));
   });
   state.pending = jobs.length;

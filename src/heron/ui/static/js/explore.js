@@ -1,30 +1,23 @@
 // Explore: PromQL editor (codemirror-promql, completing against /api/v1), graph and table,
 // instant/range, time picker, step; the URL holds the whole state so it can be shared.
-import {h, $, clear, api, promQuery, promRange, RANGES, parseDuration, autoStep, fmtValue, labelPills,
+import {h, $, clear, promQuery, promRange, parseDuration, parseTime, autoStep, labelPills,
   table, stateBox, showFailure, fmtDuration} from './lib.js';
 import {drawTimeSeries} from './chart.js';
+import {rangePicker} from './timepicker.js';
 
 const params = new URLSearchParams(location.search);
+// from/to as on dashboards; the older range=1h&end=<unix s> links still open.
+const legacyEnd = params.get('end');
 const state = {
   expr: params.get('q') || '',
-  range: params.get('range') || '1h',
-  end: params.get('end') || '',
+  from: params.get('from') || (legacyEnd ? String((Number(legacyEnd) - (parseDuration(params.get('range') || '1h') || 3600)) * 1000)
+    : 'now-' + (params.get('range') || '1h')),
+  to: params.get('to') || (legacyEnd ? String(Number(legacyEnd) * 1000) : 'now'),
   step: params.get('step') || '',
   tab: params.get('tab') === 'table' ? 'table' : 'graph',
 };
-
-const rangeSel = $('#range');
-for (const r of RANGES) rangeSel.append(h('option', {value: r, selected: r === state.range}, r));
-if (!RANGES.includes(state.range)) rangeSel.append(h('option', {value: state.range, selected: true}, state.range));
-const endInput = $('#end');
-if (state.end) endInput.value = toLocalInput(Number(state.end));
+const picker = rangePicker($('#range-picker'), state.from, state.to, (f, t) => { state.from = f; state.to = t; run(); });
 $('#step').value = state.step;
-
-function toLocalInput(sec) {
-  const d = new Date(sec * 1000);
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
 
 let editor;
 const editorEl = $('#editor');
@@ -48,7 +41,6 @@ function setTab(tab) {
 $('#tab-graph').addEventListener('click', () => { setTab('graph'); run(); });
 $('#tab-table').addEventListener('click', () => { setTab('table'); run(); });
 $('#run').addEventListener('click', run);
-rangeSel.addEventListener('change', run);
 $('#share').addEventListener('click', async () => {
   syncUrl();
   try { await navigator.clipboard.writeText(location.href); $('#stats').textContent = 'Link copied'; } catch {
@@ -60,8 +52,8 @@ setTab(state.tab);
 function syncUrl() {
   const p = new URLSearchParams();
   if (state.expr) p.set('q', state.expr);
-  p.set('range', state.range);
-  if (state.end) p.set('end', state.end);
+  p.set('from', state.from);
+  p.set('to', state.to);
   if (state.step) p.set('step', state.step);
   p.set('tab', state.tab);
   history.replaceState(null, '', '?' + p);
@@ -69,14 +61,13 @@ function syncUrl() {
 
 async function run() {
   state.expr = editor.value.trim();
-  state.range = rangeSel.value;
   state.step = $('#step').value.trim();
-  state.end = endInput.value ? String(Math.round(new Date(endInput.value).getTime() / 1000)) : '';
   syncUrl();
   const status = clear($('#status'));
   if (!state.expr) { status.append(stateBox('empty', 'Enter a PromQL expression, e.g. up')); return; }
-  const end = state.end ? Number(state.end) : Math.floor(Date.now() / 1000);
-  const rangeSec = parseDuration(state.range) || 3600;
+  const now = Date.now() / 1000;
+  const end = Math.floor(parseTime(state.to, now));
+  const rangeSec = Math.max(1, end - Math.floor(parseTime(state.from, now)));
   const t0 = performance.now();
   if (state.tab === 'graph') {
     let step = state.step ? parseDuration(state.step) : autoStep(rangeSec, 300);
@@ -87,12 +78,12 @@ async function run() {
     const data = r.data.data || {};
     if (data.resultType !== 'matrix') { status.append(stateBox('error', 'Expected a range vector, got ' + data.resultType)); return; }
     drawTimeSeries($('#graph'), [{series: data.result}], {start, end, step, height: 360,
-      onZoom: (a, b) => { state.end = String(Math.round(b)); endInput.value = toLocalInput(b);
-        rangeSel.value = nearestRange(b - a); run(); }});
+      onZoom: (a, b) => { state.from = String(Math.floor(a * 1000)); state.to = String(Math.ceil(b * 1000));
+        picker.update(state.from, state.to); run(); }});
     $('#stats').textContent = `${data.result.length} series · step ${fmtDuration(step)} · ${Math.round(performance.now() - t0)} ms`;
     warnings(status, r.data);
   } else {
-    const r = await promQuery(state.expr, state.end || undefined);
+    const r = await promQuery(state.expr, state.to === 'now' ? undefined : end);
     const out = clear($('#table'));
     if (!r.ok) { showFailure(status, r, 'Instant query'); return; }
     const data = r.data.data || {};
@@ -101,12 +92,6 @@ async function run() {
     $('#stats').textContent = `${n} result${n === 1 ? '' : 's'} · ${Math.round(performance.now() - t0)} ms`;
     warnings(status, r.data);
   }
-}
-
-function nearestRange(sec) {
-  let best = RANGES[0];
-  for (const r of RANGES) if (parseDuration(r) <= sec * 1.2) best = r;
-  return best;
 }
 
 function warnings(status, body) {
@@ -125,4 +110,3 @@ export function renderInstant(data) {
 }
 
 if (state.expr) run();
-void fmtValue; void api;

@@ -84,6 +84,27 @@ export function promRange(expr, start, end, step) {
   return api('/api/v1/query_range?' + p);
 }
 
+// One request per distinct URL within a page load (or a dashboard refresh): panels that ask the
+// same expr+range+step share the reply. `reset()` starts a new round (refresh, new range).
+export const shared = {
+  round: new Map(),
+  get(path) {
+    let p = this.round.get(path);
+    if (!p) { p = api(path); this.round.set(path, p); }
+    return p;
+  },
+  reset() { this.round = new Map(); },
+};
+export function sharedRange(expr, start, end, step) {
+  const p = new URLSearchParams({query: expr, start: String(start), end: String(end), step: String(step)});
+  return shared.get('/api/v1/query_range?' + p);
+}
+export function sharedQuery(expr, time) {
+  const p = new URLSearchParams({query: expr});
+  if (time) p.set('time', String(time));
+  return shared.get('/api/v1/query?' + p);
+}
+
 // --- time -------------------------------------------------------------------------------------
 const UNITS = {s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000};
 export function parseDuration(s) {

@@ -103,13 +103,21 @@ export function interpolate(expr, ctx) {
   });
 }
 
+// Grafana's $__interval: range / maxDataPoints, rounded up to a "nice" step (so a panel never
+// gets more points than it asked for), at least the panel's min interval.
 export function intervalFor(rangeSec, maxPoints, minInterval) {
   const min = minInterval ? (parseDuration(minInterval) || 1) : 1;
   const raw = rangeSec / (maxPoints || 300);
-  let step = min;
-  for (const s of [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400]) {
-    if (s >= raw) { step = Math.max(min, s); break; }
-    step = Math.max(min, s);
-  }
-  return Math.max(step, Math.ceil(raw));
+  for (const s of NICE) if (s >= raw) return Math.max(min, s);
+  return Math.max(min, Math.ceil(raw));
+}
+const NICE = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+
+// maxDataPoints for a panel: Grafana uses one point per pixel; uPlot's lines look the same with
+// one point per 2 px and the server evaluates half the steps. A panel's own maxDataPoints wins.
+export function maxPointsFor(panel, viewportPx) {
+  const cols = Math.min(24, (panel.gridPos && panel.gridPos.w) || 12);
+  const px = Math.max(200, Math.round(viewportPx * cols / 24));
+  const own = Number(panel.maxDataPoints);
+  return own > 0 ? Math.min(own, px) : Math.max(100, Math.round(px / 2));
 }
