@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from heron.exceptions import BadRequest
 from heron.metrics.model import STALE_NAN_BITS
 from heron.metrics.proto import remote_pb2
 from heron.server import Heron
@@ -209,3 +210,45 @@ async def test_remote_write_2_0(heron: Heron, client: httpx.AsyncClient) -> None
     r = await client.post("/api/v1/write", content=body,
                           headers={**headers, "Content-Type": "application/x-protobuf;proto=foo.Bar"})
     assert r.status_code == 415 and "foo.Bar" in r.text
+
+
+def test_vectorized_label_decoder_equals_protobuf_and_model_series_id() -> None:
+    """New series' labels walked as arrays: same label sets as protobuf, ids equal to
+    model.series_id; long labels (two-byte varints), empty values, UTF-8, and layouts it
+    does not handle (unsorted, >16 KiB, missing __name__, bad UTF-8) take the per-series path."""
+    import numpy as np
+
+    from heron.metrics import remote_write as rw
+    from heron.metrics.model import series_id
+
+    def request(series: list[list[tuple[str, str]]]) -> bytes:
+        req = remote_pb2.WriteRequest()
+        for i, labels in enumerate(series):
+            t = req.timeseries.add()
+            for k, v in labels:
+                t.labels.add(name=k, value=v)
+            t.samples.add(timestamp=1_700_000_000_000 + i, value=float(i))
+        return req.SerializeToString()
+
+    series = [[("__name__", f"m{i % 3}"), ("empty", ""), ("i", str(i)), ("long", "x" * (100 + i * 7)),
+               ("u", "héllo✓" * (i % 4))] for i in range(40)]
+    raw = request(series)
+    fast, ref = rw._decode_fast(raw, rw.LabelsCache()), rw._decode_protobuf(raw)
+    assert fast.new_ids is not None and fast.series == ref.series == fast.new_series
+    assert fast.new_ids.tolist() == [series_id(s) for s in ref.series]
+    assert fast.ts.tolist() == ref.ts.tolist()
+    # Unusual layouts: still decoded (or refused) exactly as the protobuf path does.
+    unsorted = [[("job", "j"), ("__name__", f"m{i}")] for i in range(20)]
+    huge = [[("__name__", "m"), ("big", "y" * 20_000), ("i", str(i))] for i in range(20)]
+    for layout in (unsorted, huge):
+        raw = request(layout)
+        fast = rw._decode_fast(raw, rw.LabelsCache())
+        assert fast.new_ids is None and fast.series == rw._decode_protobuf(raw).series
+    with pytest.raises(BadRequest, match="timeseries 7: missing __name__"):
+        rw._decode_fast(request([[("__name__", "m"), ("i", str(i))] if i != 7 else [("i", "7")]
+                                 for i in range(20)]), rw.LabelsCache())
+    bad = bytearray(request([[("__name__", "m"), ("i", f"v{i}")] for i in range(20)]))
+    bad[bad.index(b"v5") + 1] = 0xFF  # invalid UTF-8 in one value
+    with pytest.raises(BadRequest, match="protobuf"):
+        rw._decode_fast(bytes(bad), rw.LabelsCache())
+    assert np.asarray(fast.counts).sum() == 20

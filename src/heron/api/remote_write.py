@@ -48,6 +48,8 @@ async def write(request: Request) -> Response:
     except BadRequest as exc:
         heron.metrics.ingest_rejected.labels("metrics", "bad_request").inc()
         return PlainTextResponse(f"{exc}\n", 400)
+    if decoded.new_ids is not None:
+        heron.series_index.remember(decoded.new_series, decoded.new_ids.tolist())
     extra = {}
     if decoded.metadata:
         cols = list(zip(*decoded.metadata, strict=True))

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from heron.exceptions import BadRequest
 from heron.metrics.model import Labels
 from heron.metrics.proto import remote_pb2
+from heron.metrics.remote_write_labels import Unusual, decode_labels
 
 METADATA_TYPES = {0: "unknown", 1: "counter", 2: "gauge", 3: "histogram", 4: "gaugehistogram",
                   5: "summary", 6: "info", 7: "stateset"}
@@ -34,6 +35,9 @@ class DecodedWrite:
     values: np.ndarray
     metadata: list[tuple[str, str, str, str]] = field(default_factory=list)
     histograms_dropped: int = 0
+    # Series ids computed while decoding (same hash as model.series_id), for SeriesIndex.remember.
+    new_series: list[Labels] = field(default_factory=list)
+    new_ids: np.ndarray | None = None
 
 
 class _Fallback(Exception):
@@ -75,11 +79,14 @@ class LabelsCache:
             raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
         out = [_validate([(lb.name, lb.value) for lb in t.labels], i)
                for t, i in zip(req.timeseries, indexes, strict=True)]
+        self.store(raws, out)
+        return out
+
+    def store(self, raws: list[bytes], labels: list[Labels]) -> None:
         with self.lock:
             if len(self.map) + len(raws) >= self.max_size:
                 self.map.clear()
-            self.map.update(zip(raws, out, strict=True))
-        return out
+            self.map.update(zip(raws, labels, strict=True))
 
 
 def _encode_varint(n: int) -> bytes:
@@ -149,6 +156,7 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
     lengths: list[int] = []
     meta_ranges: list[tuple[int, int]] = []
     misses: list[tuple[int, bytes]] = []  # (series index, label bytes) not in the cache yet
+    miss_at: list[int] = []  # where those label bytes start in buf
     hist = 0
     known = cache.map
     varint = _varint
@@ -172,6 +180,7 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
         labels = known.get(raw)
         if labels is None:
             misses.append((len(series), raw))
+            miss_at.append(body)
         c = 0
         while p < end and buf[p] == 0x12:  # samples
             sl, q = varint(buf, p + 1)
@@ -192,11 +201,22 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
         series.append(labels)  # type: ignore[arg-type]  # None for a miss, filled below
         counts.append(c)
         pos = end
+    arr = np.frombuffer(buf + b"\x00" * 20, dtype=np.uint8)
+    new_series: list[Labels] = []
+    new_ids = None
     if misses:
-        for i, labels in zip([i for i, _ in misses], cache.decode_many([r for _, r in misses],
-                                                                     [i for i, _ in misses]), strict=True):
+        indexes, raws = [i for i, _ in misses], [r for _, r in misses]
+        try:
+            if len(raws) < 16:
+                raise Unusual
+            at = np.asarray(miss_at, dtype=np.int64)
+            new_series, new_ids = decode_labels(arr, at, at + np.fromiter(map(len, raws), np.int64, len(raws)))
+            cache.store(raws, new_series)
+        except Unusual:
+            new_series = cache.decode_many(raws, indexes)
+        for i, labels in zip(indexes, new_series, strict=True):
             series[i] = labels
-    ts, values = _samples(buf, starts, lengths)
+    ts, values = _samples(arr, starts, lengths)
     metadata = []
     for a, b in meta_ranges:
         m = remote_pb2.MetricMetadata()
@@ -205,18 +225,18 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
         except DecodeError as exc:
             raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
         metadata.append((m.metric_family_name, METADATA_TYPES.get(m.type, "unknown"), m.help, m.unit))
-    return DecodedWrite(series, np.asarray(counts, dtype=np.int64), ts, values, metadata, hist)
+    return DecodedWrite(series, np.asarray(counts, dtype=np.int64), ts, values, metadata, hist,
+                        new_series if new_ids is not None else [], new_ids)
 
 
 _SHIFTS = (np.arange(10, dtype=np.uint64) * np.uint64(7))
 
 
-def _samples(buf: bytes, starts: list[int], lengths: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _samples(arr: np.ndarray, starts: list[int], lengths: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Vectorized Sample decoding: `09 <fixed64 value> 10 <varint ts>`, or `10 <varint ts>` when
-    the value is 0 (proto3 omits it)."""
+    the value is 0 (proto3 omits it). `arr`: the request as uint8, zero-padded by 20 bytes."""
     if not starts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    arr = np.frombuffer(buf + b"\x00" * 20, dtype=np.uint8)
     s = np.asarray(starts, dtype=np.int64)
     ln = np.asarray(lengths, dtype=np.int64)
     has_value = arr[s] == 0x09

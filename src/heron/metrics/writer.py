@@ -61,6 +61,12 @@ class SeriesIndex:
             self._ids[labels] = sid
         return sid
 
+    def remember(self, series: Sequence[Labels], ids: Sequence[int]) -> None:
+        """Ids a receiver already computed (same hash as `series_id`), so `id_of` need not."""
+        if len(self._ids) > 2_000_000:
+            self._ids.clear()
+        self._ids.update(zip(series, ids, strict=True))
+
     def claim_new(self, ids: Sequence[int]) -> list[int]:
         """Which of `ids` are not yet known; marks them known (the caller writes their rows)."""
         with self._lock:
