@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from heron.metrics.model import labels_from
-from heron.rules.manager import RuleManager
+from heron.rules.manager import GroupRun, RuleManager
 from heron.server import Heron
 from tests.alerting.peers import ALERTMANAGER, AlertmanagerProcess, have
 from tests.conftest import ADMIN, make_config
@@ -36,7 +36,7 @@ RULES = """groups:
 def config(tmp_path: Path, for_: str = "0s", database: str | None = None, **extra: Any) -> Any:
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES.format(for_=for_))
-    cfg = make_config(tmp_path, rule_files=[str(rules)],
+    cfg = make_config(tmp_path, rule_files=[str(rules)],  # type: ignore[arg-type]
                       **{"global": {"evaluation_interval": "1s", "external_labels": {"cluster": "eu1"},
                                     "rule_resend_delay": "2s", "rule_for_grace_period": "1s"}}, **extra)
     if database:
@@ -262,9 +262,10 @@ async def test_slow_group_counts_missed_iterations(tmp_path: Path) -> None:
     manager: RuleManager = heron.rules  # type: ignore[attr-defined]
     real = manager.evaluate
 
-    async def slow(g: Any, ts_ms: int, restore: bool = False) -> None:
-        await real(g, ts_ms, restore)
+    async def slow(g: Any, ts_ms: int, restore: bool = False) -> GroupRun:
+        run = await real(g, ts_ms, restore)
         await asyncio.sleep(2.3)  # a group slower than its 1s interval
+        return run
 
     manager.evaluate = slow  # type: ignore[method-assign]
     try:

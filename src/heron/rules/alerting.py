@@ -60,12 +60,20 @@ class AlertingRule:
     restored: bool = False
     state: RuleState = field(default_factory=RuleState)
     kind: str = "alerting"
+    _templated: bool | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_def(cls, d: RuleDef, group_labels: dict[str, str] | None = None,
                  external_labels: dict[str, str] | None = None, external_url: str = "") -> AlertingRule:
         return cls(d.name, d.expr, d.for_ms, d.keep_firing_for_ms, {**(group_labels or {}), **d.labels},
                    dict(d.annotations), dict(external_labels or {}), external_url)
+
+    @property
+    def templated(self) -> bool:
+        """Whether labels or annotations hold templates (else they are copied, not rendered)."""
+        if self._templated is None:
+            self._templated = any("{{" in v for v in (*self.labels.values(), *self.annotations.values()))
+        return self._templated
 
     def _funcs(self, query: QueryFn, at_ms: int) -> Mapping[str, Callable[..., Any]]:
         from heron.templating import QuerySample as TSample
@@ -81,9 +89,10 @@ class AlertingRule:
         vector = query(self.expr, at / 1000)
         funcs = None
         new: dict[Labels, Alert] = {}
+        templated = self.templated
         for s in vector:
             lb = {k: v for k, v in s.labels.items() if k != "__name__"}
-            if any("{{" in v for v in self.labels.values()) or any("{{" in v for v in self.annotations.values()):
+            if templated:
                 if funcs is None:
                     funcs = self._funcs(query, at)
                 data = alert_template_data(s.labels, self.external_labels, self.external_url, s.value)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import glob
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +91,13 @@ class _ReadCache:
         self._cache: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._flights: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self.reads = self.misses = 0  # statements asked / sent to storage (bench/rules.py)
 
     def execute(self, sql: str, params: Any = None, settings: Any = None) -> Any:
         if params or settings:
             return self.inner.execute(sql, params, settings)
         with self._lock:
+            self.reads += 1
             hit = self._cache.get(sql)
             if hit is not None and time.monotonic() - hit[0] <= self.max_age:
                 self._cache.move_to_end(sql)
@@ -112,6 +117,7 @@ class _ReadCache:
         try:
             table = self.inner.execute(sql)
             with self._lock:
+                self.misses += 1
                 self._cache[sql] = (time.monotonic(), table)
                 self._cache.move_to_end(sql)
                 while len(self._cache) > self.size:
@@ -121,6 +127,11 @@ class _ReadCache:
                 self._flights.pop(sql, None)
             flight.set()
         return table
+
+    def invalidate(self) -> None:
+        """Forget every cached read (rules just made new samples visible)."""
+        with self._lock:
+            self._cache.clear()
 
     def command(self, sql: str, params: Any = None) -> None:
         self.inner.command(sql, params)
@@ -132,22 +143,52 @@ class _ReadCache:
         """The wrapped storage belongs to Heron; closing it is not the rules' business."""
 
 
+@dataclass
+class GroupRun:
+    """What one evaluation of a group produced and where its time went (seconds, wall clock in
+    the evaluating thread): `query` inside PromQL, `write` handing samples to the pipeline, and
+    the rest of `total` is the rule loop itself (state machine, templates, labels)."""
+
+    out: list[OutSample] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)
+    total: float = 0.0
+    query: float = 0.0
+    write: float = 0.0
+    queries: int = 0
+    publishes: int = 0
+
+    @property
+    def overhead(self) -> float:
+        return max(0.0, self.total - self.query - self.write)
+
+
+def default_workers() -> int:
+    """Threads evaluating groups: chDB runs each query on every core already, so more threads
+    than cores (+1 for the Python side) only queue; a pool of our own keeps rules from taking
+    the default executor's threads away from ingest and API handlers."""
+    return max(2, min(4, (os.cpu_count() or 2) + 1))
+
+
 class RuleManager:
     """The `rules` service (see module docstring)."""
 
     name = "rules"
 
-    def __init__(self, heron: Any, groups: list[Group]) -> None:
+    def __init__(self, heron: Any, groups: list[Group], workers: int | None = None) -> None:
         self.heron = heron
         self.groups = groups
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.workers = workers or default_workers()
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="heron-rules")
+        self.last_runs: dict[str, GroupRun] = {}
         cfg = heron.config
         self.for_grace_ms = _ms(cfg.global_, "rule_for_grace_period", 600_000, cfg)
         self.resend_delay_ms = _ms(cfg.global_, "rule_resend_delay", RESEND_DELAY_MS, cfg)
         self.external_labels = {str(k): str(v) for k, v in (cfg.global_.get("external_labels") or {}).items()}
         self.external_url = cfg.server.external_url or f"http://{cfg.server.listen}"
         qe = heron.query_engine
-        self.engine = Engine(_ReadCache(heron.storage), lookback=qe.lookback_ms / 1000,
+        self.cache = _ReadCache(heron.storage)
+        self.engine = Engine(self.cache, lookback=qe.lookback_ms / 1000,
                              max_samples=qe.max_samples, timeout=qe.timeout,
                              subquery_step=_ms(cfg.global_, "evaluation_interval", 60_000, cfg) / 1000)
         reg = heron.metrics.registry
@@ -185,6 +226,7 @@ class RuleManager:
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         self.tasks.clear()
         await self.notifier.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def reload(self, config: HeronConfig) -> None:
         try:
@@ -247,29 +289,69 @@ class RuleManager:
             first = False
             next_ts += iv
 
-    async def evaluate(self, g: Group, ts_ms: int, restore: bool = False) -> None:
+    async def evaluate(self, g: Group, ts_ms: int, restore: bool = False) -> GroupRun:
         """One evaluation of a group at `ts_ms`: rules, writes, for-state restore, notifications."""
         loop = asyncio.get_running_loop()
-        out: list[OutSample] = []
         t0 = time.perf_counter()
-        errors = await loop.run_in_executor(None, g.eval, ts_ms, self._query, out.extend)
-        if restore:
-            await loop.run_in_executor(None, self.restore_for_state, g, ts_ms)
-        self.m_duration.labels(g.key).set(time.perf_counter() - t0)
+        run = await loop.run_in_executor(self.executor, self._run, g, ts_ms, restore)
+        n = len(run.out)
+        if run.out:  # one pipeline submit for the group's samples (chained ones went already)
+            w0 = time.perf_counter()
+            await self.write(run.out)
+            run.write += time.perf_counter() - w0
+        run.total = time.perf_counter() - t0
+        self.last_runs[g.key] = run
+        self.m_duration.labels(g.key).set(run.total)
         self.m_last.labels(g.key).set(ts_ms / 1000)
-        self.m_samples.labels(g.key).set(len(out))
-        if errors:
-            self.m_failures.labels(g.key).inc(len(errors))
-            for e in errors:
+        self.m_samples.labels(g.key).set(n)
+        if run.errors:
+            self.m_failures.labels(g.key).inc(len(run.errors))
+            for e in run.errors:
                 log.warning("rule %s in group %s failed: %s", e.rule.name, g.key, e.message)
-        if out:
-            await self.write(out)
         batch: list[dict[str, Any]] = []
         for r in g.alerting_rules():
             url = r.generator_url(self.external_url)
             batch += [to_api_alert(a, url, self.external_labels)
                       for a in r.alerts_to_send(ts_ms, self.resend_delay_ms, g.interval_ms)]
         self.notifier.send(batch)
+        return run
+
+    def _run(self, g: Group, ts_ms: int, restore: bool) -> GroupRun:
+        """The rules of `g` in an evaluation thread, timed; returns the samples still to write."""
+        run = GroupRun()
+
+        def query(expr: str, t: float) -> list[QuerySample]:
+            q0 = time.perf_counter()
+            try:
+                return self._query(expr, t)
+            finally:
+                run.query += time.perf_counter() - q0
+                run.queries += 1
+
+        def publish() -> None:
+            if run.out:
+                w0 = time.perf_counter()
+                self._write_visible(run.out)
+                run.out.clear()
+                run.publishes += 1
+                run.write += time.perf_counter() - w0
+
+        run.errors = g.eval(ts_ms, query, run.out.extend, publish)
+        if restore:
+            self.restore_for_state(g, ts_ms)
+        return run
+
+    def _write_visible(self, out: list[OutSample]) -> None:
+        """Write `out` now and wait until queries see it: a later rule of the group reads it."""
+        ts = np.array([s.ts_ms for s in out], np.int64)
+        try:
+            self.heron.metrics_writer.write_sync([s.labels for s in out], np.ones(len(out), np.int64), ts,
+                                                 np.array([s.value for s in out], np.float64))
+            if getattr(self.engine, "head", None) is None:  # rules read storage only: wait for it
+                self.heron.pipeline.flush()
+        except Exception as e:  # Backpressure / PipelineClosed / flush timeout
+            log.warning("writing %d rule samples failed: %s", len(out), e)
+        self.cache.invalidate()
 
     async def write(self, out: list[OutSample]) -> None:
         series = [s.labels for s in out]
