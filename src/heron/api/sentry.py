@@ -72,7 +72,7 @@ async def _ingest(request: Request, kind: str) -> Response:
         et.projects.authenticate(key_from_request(request.headers, request.query_params, env_dsn), pid)
     except AuthFailed as exc:
         return detail(exc.status, str(exc))
-    project = et.projects.get(pid)
+    project = et.projects.cached(pid)
     if project is None:
         return detail(403, "event submission rejected with_reason: ProjectId")
     ip = request.client.host if request.client else None

@@ -102,6 +102,7 @@ class Projects:
         self.control = control
         self._keys: dict[str, tuple[float, int | None, bool]] = {}
         self._lock = threading.Lock()
+        self._by_id: dict[int, tuple[float, Project | None]] = {}
 
     # ---- projects --------------------------------------------------------------------------
     def create(self, name: str, platform: str = "", rate_limit: int | None = None) -> tuple[Project, str]:
@@ -131,6 +132,22 @@ class Projects:
 
     def set_rate_limit(self, project_id: int, per_minute: int | None) -> None:
         self.control.execute("UPDATE error_projects SET rate_limit = ? WHERE id = ?", (per_minute, project_id))
+        with self._lock:
+            self._by_id.pop(project_id, None)
+
+    def cached(self, project_id: int) -> Project | None:
+        """`get` by id for the ingest path: kept for KEY_CACHE_SECONDS like keys, so a busy
+        project costs no control-store query per request."""
+        now = time.monotonic()
+        hit = self._by_id.get(project_id)
+        if hit is not None and hit[0] >= now:
+            return hit[1]
+        project = self.get(project_id)
+        with self._lock:
+            if len(self._by_id) > 10_000:
+                self._by_id.clear()
+            self._by_id[project_id] = (now + KEY_CACHE_SECONDS, project)
+        return project
 
     # ---- keys ------------------------------------------------------------------------------
     def add_key(self, project_id: int, label: str = "Default") -> str:
