@@ -30,6 +30,7 @@ from heron.api.otlp_signals import (
     status_reply,
 )
 from heron.exceptions import Backpressure, BadRequest, PipelineClosed
+from heron.metrics.exemplars import exemplar_table
 from heron.metrics.limits import limiter_of
 from heron.metrics.otlp import Converted, DeltaToCumulative, convert
 from heron.metrics.writer import METADATA_SCHEMA
@@ -75,6 +76,9 @@ async def metrics(request: Request) -> Response:
             cols = list(zip(*rows, strict=True))
             extra["metric_metadata"] = pa.table([pa.array(c, pa.string()) for c in cols],
                                                 schema=METADATA_SCHEMA)
+        if conv.exemplars:
+            ex_rows = [(conv.series[i], labels, ts, v) for i, labels, ts, v in conv.exemplars]
+            extra["metric_exemplars"] = exemplar_table(ex_rows, [heron.series_index.id_of(r[0]) for r in ex_rows])
         limiter_of(heron)
         try:
             written, limited = await heron.metrics_writer.write_limited(

@@ -267,15 +267,19 @@ async def metadata(request: Request) -> Response:
 
 @requires("api", reply="prometheus")
 async def query_exemplars(request: Request) -> Response:
+    heron = heron_of(request)
     try:
         p = await params(request)
         expr = _one(p, "query")
         if not expr:
             raise ApiError("bad_data", 'invalid parameter "query": no expression found in input')
-        from heron.promql.parse import ParsedQuery
+        start, end = _range_ms(p)
+        start, end = -(2**62) if start is None else start, 2**62 if end is None else end
+        if end < start:
+            raise ApiError("bad_data", "end timestamp must not be before start time")
+        from heron.metrics import exemplars
 
-        ParsedQuery(expr)
-        return success([])  # exemplars are not stored yet
+        return success(await _run(exemplars.query, heron.storage, expr, start, end))
     except Exception as exc:
         return _error(exc)
 

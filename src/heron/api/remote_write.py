@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from heron.api import backpressure, heron_of, requires
 from heron.exceptions import Backpressure, BadRequest, PipelineClosed
+from heron.metrics.exemplars import exemplar_table
 from heron.metrics.limits import limiter_of
 from heron.metrics.remote_write import DecodedWrite, decode_write_request, decompress
 from heron.metrics.remote_write_v2 import PROTO_V2, decode_v2, proto_of
@@ -55,6 +56,9 @@ async def write(request: Request) -> Response:
         cols = list(zip(*decoded.metadata, strict=True))
         extra["metric_metadata"] = pa.table([pa.array(c, pa.string()) for c in cols],
                                             schema=METADATA_SCHEMA)
+    if decoded.exemplars:
+        rows = [(decoded.series[i], labels, ts, value) for i, labels, ts, value in decoded.exemplars]
+        extra["metric_exemplars"] = exemplar_table(rows, [heron.series_index.id_of(r[0]) for r in rows])
     limiter_of(heron)
     try:
         written, refused = await heron.metrics_writer.write_limited(
@@ -67,7 +71,7 @@ async def write(request: Request) -> Response:
     if proto == PROTO_V2:
         headers = {"X-Prometheus-Remote-Write-Samples-Written": str(written),
                    "X-Prometheus-Remote-Write-Histograms-Written": "0",
-                   "X-Prometheus-Remote-Write-Exemplars-Written": "0"}
+                   "X-Prometheus-Remote-Write-Exemplars-Written": str(len(decoded.exemplars))}
     if refused:
         # As Mimir does: the rest of the request is stored; 400 tells the sender not to retry.
         return PlainTextResponse(f"{refused}\n", 400, headers=headers)

@@ -105,6 +105,7 @@ class Parsed:
     families: dict[str, Family] = field(default_factory=dict)
     exemplars: int = 0
     openmetrics: bool = False
+    exemplar_text: list[tuple[int, str]] = field(default_factory=list)  # (line index, text after #)
 
 
 def is_openmetrics(content_type: str | None) -> bool:
@@ -149,7 +150,8 @@ def parse(payload: str | bytes, content_type: str | None = None, cache: LabelCac
                 raise BadRequest(f"line {_line_of(text, *keys[i])}: invalid value {v!r}") from None
     ts_ms = _timestamps(list(tss), om, text, keys)
     exemplars = n - exs.count("")
-    return Parsed(series, values, ts_ms, cache.families_of(comments, om), exemplars, om)
+    texts = [(i, e) for i, e in enumerate(exs) if e] if exemplars and om else []
+    return Parsed(series, values, ts_ms, cache.families_of(comments, om), exemplars, om, texts)
 
 
 def _timestamps(tss: list[str], om: bool, text: str, keys: list[tuple[str, str]]) -> np.ndarray:

@@ -91,6 +91,19 @@ class Converted:
     metadata: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    exemplars: list[tuple[int, Labels, int, float]] = field(default_factory=list)  # (sample index, ...)
+
+    def exemplar(self, index: int, e: Any) -> None:
+        """An OTLP exemplar of sample `index`: filtered attributes plus trace_id/span_id (hex),
+        as Prometheus' OTLP translator labels it."""
+        labels = _attrs(e.filtered_attributes)
+        if e.trace_id:
+            labels["trace_id"] = e.trace_id.hex()
+        if e.span_id:
+            labels["span_id"] = e.span_id.hex()
+        value = float(e.as_int) if e.WhichOneof("value") == "as_int" else float(e.as_double)
+        self.exemplars.append((index, tuple(sorted((k, v) for k, v in labels.items() if v != "")),
+                               e.time_unix_nano // 1_000_000, value))
 
     def add(self, labels: dict[str, str], ts_ns: int, value: float, delta: bool = False) -> None:
         self.series.append(tuple(sorted((k, v) for k, v in labels.items() if v != "")))
@@ -135,6 +148,8 @@ def _metric(out: Converted, m: Any, base: dict[str, str]) -> int:
         out.metadata[name] = ("gauge", m.description, m.unit)
         for p in data.data_points:
             out.add({**_attrs(p.attributes), **base, "__name__": name}, p.time_unix_nano, _point_value(p), delta)
+            for e in p.exemplars:
+                out.exemplar(len(out.series) - 1, e)
             latest = max(latest, p.time_unix_nano)
     elif kind == "sum":
         name = metric_name(m.name, m.unit, "counter")
@@ -142,6 +157,8 @@ def _metric(out: Converted, m: Any, base: dict[str, str]) -> int:
         delta = m.sum.aggregation_temporality == AGG_DELTA
         for p in m.sum.data_points:
             out.add({**_attrs(p.attributes), **base, "__name__": name}, p.time_unix_nano, _point_value(p), delta)
+            for e in p.exemplars:
+                out.exemplar(len(out.series) - 1, e)
             latest = max(latest, p.time_unix_nano)
     elif kind == "histogram":
         name = metric_name(m.name, m.unit, "histogram")
@@ -153,12 +170,16 @@ def _metric(out: Converted, m: Any, base: dict[str, str]) -> int:
             t = p.time_unix_nano
             counts = np.cumsum(np.asarray(p.bucket_counts, dtype=np.float64))
             bounds = list(p.explicit_bounds)
+            first_bucket = len(out.series)
             for i, bound in enumerate(bounds):
                 c = float(counts[i]) if i < len(counts) else float(p.count)
                 out.add({**labels, "__name__": f"{name}_bucket", "le": _fmt_le(bound)}, t,
                         STALE_NAN if stale else c, delta)
             out.add({**labels, "__name__": f"{name}_bucket", "le": "+Inf"}, t,
                     STALE_NAN if stale else float(p.count), delta)
+            for e in p.exemplars:  # on the bucket the exemplar's value falls in
+                v = float(e.as_int) if e.WhichOneof("value") == "as_int" else float(e.as_double)
+                out.exemplar(first_bucket + int(np.searchsorted(bounds, v, side="left")), e)
             if p.HasField("sum") or not stale:
                 out.add({**labels, "__name__": f"{name}_sum"}, t, STALE_NAN if stale else p.sum, delta)
             out.add({**labels, "__name__": f"{name}_count"}, t, STALE_NAN if stale else float(p.count), delta)

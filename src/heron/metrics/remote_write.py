@@ -19,7 +19,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from heron.exceptions import BadRequest
-from heron.metrics.model import Labels
+from heron.metrics.model import Labels, labels_from
 from heron.metrics.proto import remote_pb2
 from heron.metrics.remote_write_labels import Unusual, decode_labels
 
@@ -38,6 +38,8 @@ class DecodedWrite:
     # Series ids computed while decoding (same hash as model.series_id), for SeriesIndex.remember.
     new_series: list[Labels] = field(default_factory=list)
     new_ids: np.ndarray | None = None
+    # (index into series, exemplar labels, timestamp ms, value)
+    exemplars: list[tuple[int, Labels, int, float]] = field(default_factory=list)
 
 
 class _Fallback(Exception):
@@ -157,6 +159,7 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
     meta_ranges: list[tuple[int, int]] = []
     misses: list[tuple[int, bytes]] = []  # (series index, label bytes) not in the cache yet
     miss_at: list[int] = []  # where those label bytes start in buf
+    ex_ranges: list[tuple[int, int, int]] = []  # (series index, start, end) of Exemplar messages
     hist = 0
     known = cache.map
     varint = _varint
@@ -195,6 +198,8 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
             sl, q = varint(buf, p + 1)
             if t == 0x22:
                 hist += 1
+            elif t == 0x1A:
+                ex_ranges.append((len(series), q, q + sl))
             p = q + sl
         if p != end:
             raise BadRequest("protobuf: cannot decode WriteRequest (bad TimeSeries length)")
@@ -225,8 +230,16 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
         except DecodeError as exc:
             raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
         metadata.append((m.metric_family_name, METADATA_TYPES.get(m.type, "unknown"), m.help, m.unit))
+    exemplars = []
+    for i, a, b in ex_ranges:
+        e = remote_pb2.Exemplar()
+        try:
+            e.ParseFromString(buf[a:b])
+        except DecodeError as exc:
+            raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
+        exemplars.append((i, labels_from([(lb.name, lb.value) for lb in e.labels]), e.timestamp, e.value))
     return DecodedWrite(series, np.asarray(counts, dtype=np.int64), ts, values, metadata, hist,
-                        new_series if new_ids is not None else [], new_ids)
+                        new_series if new_ids is not None else [], new_ids, exemplars)
 
 
 _SHIFTS = (np.arange(10, dtype=np.uint64) * np.uint64(7))
@@ -268,9 +281,12 @@ def _decode_protobuf(body: bytes) -> DecodedWrite:
     ts_parts: list[list[int]] = []
     val_parts: list[list[float]] = []
     hist = 0
+    exemplars = []
     for i, t in enumerate(req.timeseries):
         series.append(_validate([(lb.name, lb.value) for lb in t.labels], i))
         counts[i] = len(t.samples)
+        exemplars += [(i, labels_from([(lb.name, lb.value) for lb in e.labels]), e.timestamp, e.value)
+                      for e in t.exemplars]
         ts_parts.append([s.timestamp for s in t.samples])
         val_parts.append([s.value for s in t.samples])
         hist += len(t.histograms)
@@ -279,4 +295,4 @@ def _decode_protobuf(body: bytes) -> DecodedWrite:
     values = np.fromiter((x for part in val_parts for x in part), dtype=np.float64, count=total)
     metadata = [(m.metric_family_name, METADATA_TYPES.get(m.type, "unknown"), m.help, m.unit)
                 for m in req.metadata]
-    return DecodedWrite(series, counts, ts, values, metadata, hist)
+    return DecodedWrite(series, counts, ts, values, metadata, hist, exemplars=exemplars)

@@ -11,7 +11,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from heron.exceptions import BadRequest
-from heron.metrics.model import Labels
+from heron.metrics.model import Labels, labels_from
 from heron.metrics.proto import write_v2_pb2
 from heron.metrics.remote_write import METADATA_TYPES, DecodedWrite, _validate
 
@@ -52,6 +52,7 @@ def decode_v2(body: bytes) -> DecodedWrite:
     val_parts: list[float] = []
     metadata: dict[str, tuple[str, str, str, str]] = {}
     hist = 0
+    exemplars: list[tuple[int, Labels, int, float]] = []
     for i, t in enumerate(req.timeseries):
         refs = list(t.labels_refs)
         if len(refs) % 2:
@@ -65,6 +66,12 @@ def decode_v2(body: bytes) -> DecodedWrite:
             ts_parts.append(s.timestamp)
             val_parts.append(s.value)
         hist += len(t.histograms)
+        for e in t.exemplars:
+            eref = list(e.labels_refs)
+            if len(eref) % 2 or (eref and max(eref) >= n_sym):
+                raise BadRequest(f"timeseries {i}: exemplar labels_refs odd or past the symbols table ({n_sym})")
+            exemplars.append((i, labels_from([(symbols[eref[j]], symbols[eref[j + 1]])
+                                              for j in range(0, len(eref), 2)]), e.timestamp, e.value))
         md = t.metadata
         if md.type or md.help_ref or md.unit_ref:
             if max(md.help_ref, md.unit_ref) >= n_sym:
@@ -73,4 +80,5 @@ def decode_v2(body: bytes) -> DecodedWrite:
             metadata[name] = (name, METADATA_TYPES.get(md.type, "unknown"), symbols[md.help_ref],
                               symbols[md.unit_ref])
     return DecodedWrite(series, counts, np.asarray(ts_parts, dtype=np.int64),
-                        np.asarray(val_parts, dtype=np.float64), list(metadata.values()), hist)
+                        np.asarray(val_parts, dtype=np.float64), list(metadata.values()), hist,
+                        exemplars=exemplars)

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from heron.exceptions import Backpressure, BadRequest, PipelineClosed
 from heron.metrics.discovery import Target
+from heron.metrics.exemplars import exemplar_table, parse_openmetrics
 from heron.metrics.exposition import ACCEPT, LabelCache, Parsed, parse
 from heron.metrics.model import STALE_NAN, Labels
 from heron.metrics.relabel import apply
@@ -238,6 +239,10 @@ class ScrapeLoop:
         all_values = np.concatenate([values, np.full(len(gone), STALE_NAN), report])
         all_ts = np.concatenate([ts, np.full(len(gone) + len(report), ts_ms, dtype=np.int64)])
         extra = self._metadata(parsed) if parsed is not None and not error else None
+        if parsed is not None and parsed.exemplar_text and not error:
+            table = self._exemplars(parsed, finals, ts_ms)
+            if table is not None:
+                extra = {**(extra or {}), "metric_exemplars": table}
         try:
             # Shielded: stopping a loop must not cancel a write the pipeline is already making
             # durable (a cancelled pipeline future would be resolved later by its writer thread).
@@ -252,6 +257,21 @@ class ScrapeLoop:
         self.health = Health("down" if error else "up", error, started, duration, post)
         if self.on_result:
             self.on_result(_reason(error), scraped if error else 0)
+
+    def _exemplars(self, parsed: Parsed, finals: list[Labels | None], ts_ms: int) -> pa.Table | None:
+        """OpenMetrics exemplars of the kept series (after relabeling); a malformed one is
+        dropped, as Prometheus drops exemplars it cannot add."""
+        rows = []
+        for i, text in parsed.exemplar_text:
+            final = finals[i]
+            if final is None:
+                continue
+            try:
+                labels, value, ts = parse_openmetrics(text, ts_ms)
+            except BadRequest:
+                continue
+            rows.append((final, labels, ts, value))
+        return exemplar_table(rows) if rows else None
 
     def _metadata(self, parsed: Parsed) -> dict[str, pa.Table] | None:
         fams = parsed.families

@@ -210,6 +210,24 @@ MIGRATIONS: list[Migration] = [
         ),
         retention={"error_issue_hours": ("errors", "hour")},
     ),
+    Migration(
+        id="0011_metric_exemplars",
+        statements=(
+            # Exemplars (OpenMetrics scrapes, remote write 1.0/2.0, OTLP) of a metric_series row;
+            # trace_id (hex, "" when none) is what links a point on a graph to its trace.
+            """CREATE TABLE IF NOT EXISTS {db}.metric_exemplars (
+                series_id UInt64,
+                ts Int64 CODEC(DoubleDelta, ZSTD(1)),
+                value Float64,
+                labels Map(LowCardinality(String), String),
+                trace_id String
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMMDD(toDateTime(intDiv(ts, 1000)))
+            ORDER BY (series_id, ts, trace_id)
+            SETTINGS non_replicated_deduplication_window = 10000""",
+        ),
+        retention={"metric_exemplars": ("metrics", "toDateTime(intDiv(ts, 1000))")},
+    ),
 ]
 
 
