@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,6 +71,20 @@ async def test_resent_event_is_stored_and_counted_once(heron: Heron, client: htt
     assert tracking(heron).items.labels("event", "duplicate")._value.get() == 2
 
 
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
 def _metric(text: str, name: str) -> float:
     m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
@@ -77,8 +92,8 @@ def _metric(text: str, name: str) -> float:
 
 @pytest.mark.timeout(240)
 def test_kill_9_mid_processing_loses_nothing_and_counts_once(tmp_path: Any) -> None:
-    # Small batches: the queue is processed in many steps, so the kill lands between them.
-    cfg = {"errors": {"queue": {"batch": 20, "flush_interval": "50ms"}}}
+    # Batches big enough for the worker process, small enough that the kill lands between them.
+    cfg = {"errors": {"queue": {"batch": 64, "flush_interval": "50ms", "workers": 1}}}
     proc = HeronProcess(tmp_path / "data", config=cfg).start()
     try:
         dsn = create_project(proc, "crashy")
@@ -100,9 +115,16 @@ def test_kill_9_mid_processing_loses_nothing_and_counts_once(tmp_path: Any) -> N
             assert codes == [200] * n  # all acknowledged: durable from here on
             m = proc.client().get("/metrics").text
         backlog, processed = _metric(m, "heron_errors_queue_envelopes"), _metric(m, "heron_errors_processed_events_total")
+        assert proc.proc is not None
+        workers = _children(proc.proc.pid)
         proc.kill()
         assert backlog > 0, "the queue was drained before the kill; the test did not crash mid-processing"
         assert processed < n
+        assert workers, "big batches are digested in a worker process"
+        deadline = time.monotonic() + 15  # orphaned workers notice their parent is gone and exit
+        while any(Path(f"/proc/{w}").exists() and "Z" not in _state(w) for w in workers):
+            assert time.monotonic() < deadline, f"worker processes {workers} outlived the kill"
+            time.sleep(0.2)
     finally:
         proc.kill()
 

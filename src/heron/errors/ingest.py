@@ -19,9 +19,10 @@ from prometheus_client import Counter, Gauge
 
 from heron.errors.alerts import ErrorAlerts
 from heron.errors.crons import Crons
+from heron.errors.digest import EVENT_TYPES
 from heron.errors.envelope import decompress, parse_envelope, parse_store_body
 from heron.errors.issues import Change, IssueStore
-from heron.errors.process import EVENT_TYPES, Processor
+from heron.errors.process import Processor
 from heron.errors.projects import Project, Projects, RateLimiter, base_url
 from heron.errors.queue import EnvelopeQueue
 from heron.errors.settings import load
@@ -60,7 +61,8 @@ class ErrorTracking:
         self.stage_seconds = Counter("heron_errors_processing_seconds",
                                      "Wall time spent processing queue batches, per stage.", ["stage"], registry=r)
         p = heron.config.pipeline
-        self.queue = EnvelopeQueue(Processor(self), heron.data_dir / "errors-queue",
+        self.processor = Processor(self, self.settings.queue_workers)
+        self.queue = EnvelopeQueue(self.processor, heron.data_dir / "errors-queue",
                                    max_bytes=p.max_queue_bytes, retry_after=p.retry_after,
                                    batch=self.settings.queue_batch,
                                    flush_interval=self.settings.queue_flush_interval)

@@ -118,8 +118,12 @@ def frame(f: dict[str, Any]) -> dict[str, Any]:
         if isinstance(f.get(key), int) and not isinstance(f.get(key), bool):
             out[key] = f[key]
     for key in ("pre_context", "post_context"):
-        if isinstance(f.get(key), list):
-            out[key] = [s for s in (_str(x, 1024) for x in f[key][:10]) if s is not None]
+        lines = f.get(key)
+        if isinstance(lines, list):
+            lines = lines[:10]
+            out[key] = [x[:1024] for x in lines if isinstance(x, str)] \
+                if all(isinstance(x, str) for x in lines) \
+                else [s for s in (_str(x, 1024) for x in lines) if s is not None]
     if isinstance(f.get("vars"), dict):
         out["vars"] = f["vars"]
     if isinstance(f.get("in_app"), bool):

@@ -1,32 +1,32 @@
 """Behind the queue: raw envelopes become rows, issue counts and alerts, one batch at a time.
 
-    queue batch (records a..b) ─▶ decompress, parse, normalize, scrub, group each envelope
+    queue batch (records a..b) ─▶ digest: decompress, parse, normalize, scrub, group, rows
+                                  (errors.digest; in worker processes when the batch is big)
         ─▶ drop events whose id was counted before (SDK resends, a replayed batch)
         ─▶ insert rows, token "<queue token>/<table>"  (a replayed batch re-inserts nothing)
         ─▶ ONE control-store transaction: issue counters, seen event ids, user reports, and the
            watermark "counted through b" (a replayed batch counts nothing twice)
         ─▶ check-ins, alerts
 
-Processing is deterministic for a given record (the receive time, client IP and fallback
-event id travel in the record), so a batch replayed after `kill -9` yields the same rows and
-finds its events already counted. A record that turns out to be malformed here (bad JSON in
-an item) is logged and counted in `heron_errors_items_total{outcome="invalid"}`; it never
-blocks the batch.
+Digesting is deterministic for a given record (the receive time, client IP and fallback event
+id travel in the record), so a batch replayed after `kill -9` yields the same rows and finds
+its events already counted. A record that turns out to be malformed here (bad JSON in an item)
+is logged and counted in `heron_errors_items_total{outcome="invalid"}`; it never blocks the
+batch.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import multiprocessing
+import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from heron.errors import rows
-from heron.errors.envelope import Envelope, Item, decompress, parse_envelope, parse_store_body
-from heron.errors.grouping import group
-from heron.errors.normalize import clamp_ts, normalize, user_key
+from heron.errors.digest import Context, Digest, Record, digest, from_ipc, watch_parent
 from heron.errors.projects import Project
 from heron.exceptions import BadRequest
 
@@ -34,22 +34,9 @@ if TYPE_CHECKING:
     from heron.errors.ingest import ErrorTracking
 
 log = logging.getLogger("heron.errors.process")
-EVENT_TYPES = {"event", "transaction"}
-KNOWN = {"event", "transaction", "check_in", "session", "sessions", "client_report", "attachment",
-         "user_report", "feedback", "statsd", "metric_buckets", "profile", "replay_event",
-         "replay_recording", "replay_video", "span", "otel_log", "log", "profile_chunk", "nel"}
-
-
-@dataclass
-class Parsed:
-    """Everything one envelope carries, normalized."""
-    project: Project
-    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    transactions: list[dict[str, Any]] = field(default_factory=list)
-    attachments: list[tuple[str, float, dict[str, Any], bytes]] = field(default_factory=list)
-    sessions: list[tuple[float, str, str, str, int, str]] = field(default_factory=list)
-    check_ins: list[tuple[dict[str, Any], float]] = field(default_factory=list)
-    reports: list[dict[str, Any]] = field(default_factory=list)
+POOL_MIN = 32
+"""Batches smaller than this are digested in the calling thread (a round trip to a worker
+costs more than it saves, and tests stay free of worker start-up)."""
 
 
 class Processor:
@@ -58,8 +45,10 @@ class Processor:
 
     database = ""
 
-    def __init__(self, et: ErrorTracking) -> None:
+    def __init__(self, et: ErrorTracking, workers: int = 0) -> None:
         self.et = et
+        self.workers = workers
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     # -- the Storage surface the pipeline uses ---------------------------------------------
     def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
@@ -72,15 +61,41 @@ class Processor:
         raise NotImplementedError("the envelope processor only takes inserts")
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     # -- processing --------------------------------------------------------------------------
+    def context(self) -> Context:
+        s = self.et.settings
+        sc = s.scrubber
+        return Context(sc.enabled, tuple(sc.fields), frozenset(sc.safe_fields), sc.scrub_ip_addresses,
+                       s.attachments_max_bytes, frozenset(self.et.span_columns()))
+
+    def digest(self, records: list[Record]) -> list[Digest]:
+        ctx = self.context()
+        if self.workers <= 0 or len(records) < POOL_MIN:
+            return [digest(records, ctx)]
+        if self._pool is None:
+            # spawn: the server process has threads (and chDB) that a fork would copy mid-flight
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=watch_parent, initargs=(os.getpid(),))
+        n = self.workers
+        chunks = [records[i * len(records) // n:(i + 1) * len(records) // n] for i in range(n)]
+        try:
+            return list(self._pool.map(digest, [c for c in chunks if c], [ctx] * n))
+        except concurrent.futures.process.BrokenProcessPool:
+            log.warning("an error-processing worker died; digesting this batch in-process")
+            self._pool = None
+            return [digest(records, ctx)]
+
     def process(self, data: pa.Table, token: str) -> None:
         et = self.et
         t0 = time.perf_counter()
         projects: dict[int, Project | None] = {}
-        parsed: list[Parsed] = []
         cols = {name: data.column(name).to_pylist() for name in data.column_names}
+        records: list[Record] = []
         for i in range(data.num_rows):
             pid = cols["project"][i]
             if pid not in projects:
@@ -89,167 +104,74 @@ class Processor:
             if project is None:  # deleted since it was accepted
                 et.items.labels("envelope", "invalid").inc()
                 continue
-            try:
-                parsed.append(self.parse(project, cols["kind"][i], cols["body"][i], cols["encoding"][i],
-                                         cols["ip"][i], cols["received"][i], cols["event_id"][i]))
-            except BadRequest as exc:
-                et.items.labels("envelope", "invalid").inc()
-                log.warning("project %s: envelope dropped after acceptance: %s", pid, exc)
-            except Exception:  # a bug must not wedge the queue: log it, keep the rest of the batch
-                et.items.labels("envelope", "invalid").inc()
-                log.exception("project %s: envelope processing failed", pid)
+            records.append((pid, project.slug, cols["kind"][i], cols["encoding"][i], cols["ip"][i],
+                            cols["received"][i], cols["event_id"][i], cols["body"][i]))
+        digests = self.digest(records)
         t1 = time.perf_counter()
+        envelopes = [e for d in digests for e in d.envelopes]
+        for d in digests:
+            for (kind, outcome), n in d.outcomes.items():
+                et.items.labels(kind, outcome).inc(n)
+            for (reason, category), n in d.discarded.items():
+                et.discarded.labels(reason, category).inc(n)
+            for w in d.warnings:
+                log.warning("%s", w)
         # Drop resent events (same id), within the batch and against what was counted before.
-        ids = [ev["event_id"] for p in parsed for _, ev in p.events]
-        seen = et.issues.seen(ids)
-        for p in parsed:
+        seen = et.issues.seen([ev["event_id"] for e in envelopes for _, ev in e.events])
+        repeats = False
+        for e in envelopes:
             keep = []
-            for iid, ev in p.events:
+            for iid, ev in e.events:
                 if ev["event_id"] in seen:
+                    repeats = True
                     et.items.labels("event", "duplicate").inc()
-                    continue
-                seen.add(ev["event_id"])
-                keep.append((iid, ev))
-            p.events = keep
-        tables = self.tables(parsed)
-        for name, table in tables.items():
+                else:
+                    seen.add(ev["event_id"])
+                    keep.append((iid, ev))
+            e.events = keep
+        counted = {ev["event_id"] for e in envelopes for _, ev in e.events}
+        tables: dict[str, list[pa.Table]] = {}
+        for d in digests:
+            for name, ipc in d.tables.items():
+                tables.setdefault(name, []).append(from_ipc(ipc))
+        for name, parts in tables.items():
+            table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            if name == "error_events" and repeats:
+                table = _first_of(table, counted)
             et.heron.storage.insert(name, table, f"{token}/{name}")
         t2 = time.perf_counter()
-        batches = [(p.project.id, p.events) for p in parsed if p.events]
-        reports = [(p.project.id, r) for p in parsed for r in p.reports]
+        batches = [(e.project, e.events) for e in envelopes if e.events]
+        reports = [(e.project, r) for e in envelopes for r in e.reports]
         results = et.issues.record_batch(token, batches, reports)
         t3 = time.perf_counter()
         if results is None:  # a replayed batch that was counted before the crash
             log.info("queue batch %s was counted before; rows re-inserted idempotently", token)
             return
-        for p in parsed:
-            for ci, received in p.check_ins:
+        changes = iter(results)
+        for e in envelopes:
+            project = projects[e.project]
+            assert project is not None
+            for ci, received in e.check_ins:
                 try:
-                    et.crons.check_in(p.project.id, p.project.slug, ci, received)
+                    et.crons.check_in(project.id, project.slug, ci, received)
                 except BadRequest as exc:
                     et.items.labels("check_in", "invalid").inc()
-                    log.warning("project %s: check-in dropped: %s", p.project.slug, exc)
-        changes = iter(results)
-        for p in parsed:
-            if p.events:
+                    log.warning("project %s: check-in dropped: %s", project.slug, exc)
+            if e.events:
                 ch = next(changes)
                 if ch or et.settings.spikes:
-                    et.alert(p.project, p.events, ch)
-        n = sum(len(p.events) for p in parsed)
-        et.processed.inc(n)
-        et.stage_seconds.labels("parse").inc(t1 - t0)
+                    et.alert(project, e.events, ch)
+        et.processed.inc(sum(len(e.events) for e in envelopes))
+        et.stage_seconds.labels("digest").inc(t1 - t0)
         et.stage_seconds.labels("store").inc(t2 - t1)
         et.stage_seconds.labels("count").inc(t3 - t2)
 
-    def tables(self, parsed: list[Parsed]) -> dict[str, pa.Table]:
-        out: dict[str, list[pa.Table]] = {}
-        for p in parsed:
-            pid = p.project.id
-            if p.events:
-                out.setdefault("error_events", []).append(rows.event_rows(pid, p.events))
-            if p.transactions:
-                cols = self.et.span_columns()
-                if cols:
-                    out.setdefault("spans", []).append(rows.span_rows(p.project.slug, p.transactions, cols))
-            if p.attachments:
-                out.setdefault("error_attachments", []).append(rows.attachment_rows(pid, p.attachments))
-            if p.sessions:
-                out.setdefault("error_sessions", []).append(rows.session_rows(pid, p.sessions))
-        return {k: pa.concat_tables(v) if len(v) > 1 else v[0] for k, v in out.items()}
 
-    def parse(self, project: Project, kind: str, body: bytes, encoding: str | None, ip: str | None,
-              received: float, event_id: str | None) -> Parsed:
-        data = decompress(body, encoding or None)
-        if kind == "store":
-            raw = parse_store_body(data)
-            env = Envelope({}, [Item("transaction" if raw.get("type") == "transaction" else "event", {}, b"")])
-            return self.items(project, env, ip or None, received, event_id, preparsed=raw)
-        return self.items(project, parse_envelope(data), ip or None, received, event_id)
-
-    def items(self, project: Project, env: Envelope, ip: str | None, received: float,
-              event_id: str | None, preparsed: dict[str, Any] | None = None) -> Parsed:
-        et = self.et
-        out = Parsed(project)
-        fallback_id = env.headers.get("event_id") or event_id
-        for it in env.items:
-            kind = it.type
-            outcome = "accepted"
-            try:
-                if kind in EVENT_TYPES:
-                    raw = preparsed if preparsed is not None else it.json()
-                    if not isinstance(raw, dict):
-                        raise BadRequest(f"{kind} item: payload must be a JSON object")
-                    if fallback_id and "event_id" not in raw:
-                        # the id the request was answered with; later items get their own
-                        raw, fallback_id = {**raw, "event_id": fallback_id}, None
-                    ev = normalize(raw, received, ip, kind)
-                    et.settings.scrubber.event(ev)
-                    if ev.get("type") == "transaction":
-                        out.transactions.append(ev)
-                    else:
-                        ev["_user_key"] = user_key(ev.get("user"))
-                        out.events.append((group(project.id, ev), ev))
-                elif kind == "attachment":
-                    if len(it.payload) > et.settings.attachments_max_bytes:
-                        outcome = "too_large"
-                    else:
-                        eid = str(env.headers.get("event_id") or it.headers.get("event_id") or "")
-                        out.attachments.append((eid, received, it.headers, it.payload))
-                elif kind == "check_in":
-                    payload = it.json()
-                    if not isinstance(payload, dict):
-                        raise BadRequest("check_in item: payload must be a JSON object")
-                    out.check_ins.append((payload, received))
-                elif kind in ("session", "sessions"):
-                    sessions(it, received, out)
-                elif kind == "client_report":
-                    self.client_report(it)
-                elif kind in ("user_report", "feedback"):
-                    rep = it.json()
-                    if isinstance(rep, dict):
-                        out.reports.append(user_report(kind, rep))
-                else:
-                    outcome = "skipped"
-            except BadRequest as exc:
-                # one bad item does not take the envelope's other items with it
-                outcome = "invalid"
-                log.warning("project %s: %s item dropped: %s", project.slug, kind, exc)
-            et.items.labels(kind if kind in KNOWN else "unknown", outcome).inc()
-        return out
-
-    def client_report(self, it: Item) -> None:
-        rep = it.json()
-        for d in (rep.get("discarded_events") or []) if isinstance(rep, dict) else []:
-            if isinstance(d, dict) and isinstance(d.get("quantity"), int) and d["quantity"] > 0:
-                self.et.discarded.labels(str(d.get("reason", ""))[:64],
-                                         str(d.get("category", ""))[:64]).inc(d["quantity"])
-
-
-def user_report(kind: str, rep: dict[str, Any]) -> dict[str, Any]:
-    if kind == "feedback":
-        ctx: dict[str, Any] = rep["contexts"] if isinstance(rep.get("contexts"), dict) else {}
-        fb: dict[str, Any] = ctx["feedback"] if isinstance(ctx.get("feedback"), dict) else {}
-        return {"event_id": fb.get("associated_event_id") or rep.get("event_id"),
-                "name": fb.get("name"), "email": fb.get("contact_email"), "comments": fb.get("message")}
-    return rep
-
-
-def sessions(it: Item, received: float, out: Parsed) -> None:
-    data = it.json()
-    if not isinstance(data, dict):
-        raise BadRequest(f"{it.type} item: payload must be a JSON object")
-    attrs: dict[str, Any] = data["attrs"] if isinstance(data.get("attrs"), dict) else {}
-    release, env = str(attrs.get("release") or "")[:250], str(attrs.get("environment") or "")[:64]
-    if it.type == "session":
-        out.sessions.append((clamp_ts(data.get("started"), received), release, env,
-                             str(data.get("status") or "ok")[:32], 1, str(data.get("did") or "")[:128]))
-        return
-    for agg in data.get("aggregates") or []:
-        if not isinstance(agg, dict):
-            continue
-        ts = clamp_ts(agg.get("started"), received)
-        for status in ("exited", "errored", "abnormal", "crashed"):
-            n = agg.get(status)
-            if isinstance(n, int) and n > 0:
-                out.sessions.append((ts, release, env, status, min(n, 2**31), str(agg.get("did") or "")[:128]))
-
+def _first_of(table: pa.Table, ids: set[str]) -> pa.Table:
+    """The rows of the events being counted now, once each (resends and repeats dropped)."""
+    left = set(ids)
+    mask = []
+    for eid in table.column("event_id").to_pylist():
+        mask.append(eid in left)
+        left.discard(eid)
+    return table.filter(pa.array(mask, pa.bool_()))

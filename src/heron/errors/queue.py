@@ -91,7 +91,9 @@ class EnvelopeQueue:
         self.pipeline.flush(timeout)
 
     def close(self) -> None:
+        """Process what is queued (bounded wait; the rest is replayed at the next start)."""
         self.pipeline.close()
+        self.pipeline.storage.close()  # the processor: its worker processes
 
     @property
     def backlog(self) -> int:

@@ -7,6 +7,7 @@
       queue:                       # the envelope queue between acknowledgement and processing
         batch: 1000                # envelopes processed per batch (one control-store transaction)
         flush_interval: 200ms      # how long an accepted envelope may wait for its batch
+        workers: auto              # processes that digest big batches (auto: cores - 1; 0: none)
       alerts:
         new_issue: true
         regression: true
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ class ErrorsSettings:
     hold: float = 300.0
     queue_batch: int = 1000
     queue_flush_interval: float = 0.2
+    queue_workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 1) - 1)))
 
 
 def load(config: HeronConfig) -> ErrorsSettings:
@@ -77,7 +80,12 @@ def load(config: HeronConfig) -> ErrorsSettings:
         except (TypeError, ValueError) as exc:
             raise fail("errors.attachments_max_bytes", str(exc)) from None
     queue = section.get("queue") or {}
-    unknown(queue, {"batch", "flush_interval"}, "errors.queue")
+    unknown(queue, {"batch", "flush_interval", "workers"}, "errors.queue")
+    if queue.get("workers", "auto") != "auto":
+        w = queue["workers"]
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= 64:
+            raise fail("errors.queue.workers", "must be auto or an integer from 0 to 64")
+        s.queue_workers = w
     if "batch" in queue:
         b = queue["batch"]
         if not isinstance(b, int) or isinstance(b, bool) or not 1 <= b <= 100_000:
