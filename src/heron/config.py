@@ -77,6 +77,18 @@ class StorageConfig(_Section):
     database: str = "heron"
     chdb_path: str | None = None
     """Where chDB keeps its files (default DATA_DIR/clickhouse). One per process."""
+    head_window: float = 3 * 3600.0
+    """Seconds of recent samples kept in memory for PromQL and rules (`3h`; `0` disables).
+    About 16 bytes per sample (10k series scraped every 15 s: ~115 MB for 3h)."""
+    head_max_samples: int = 25_000_000
+    """Cap on samples in memory (~400 MB); past it the head keeps a shorter window."""
+
+    @field_validator("head_window", mode="before")
+    @classmethod
+    def _v_head(cls, v: Any) -> float:
+        if parse_duration(v) < 0:
+            raise ValueError("head_window must not be negative")
+        return parse_duration(v)
 
     @field_validator("database")
     @classmethod

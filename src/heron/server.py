@@ -25,6 +25,7 @@ from heron.auth import ADMIN, INGEST, Auth
 from heron.config import HeronConfig
 from heron.control import ControlStore
 from heron.exceptions import HeronError
+from heron.metrics.head import Head
 from heron.metrics.writer import MetricsWriter, SeriesIndex
 from heron.pipeline import Pipeline
 from heron.promql import Engine as QueryEngine
@@ -89,7 +90,13 @@ class Heron:
                                  flush_interval=p.flush_interval, retry_after=p.retry_after)
         self.series_index = SeriesIndex()
         self.metrics_writer = MetricsWriter(self.pipeline, self.series_index)
-        self.query_engine = QueryEngine(self.storage)  # PromQL for rules, templates, UI, API
+        # Recent samples in memory (heron.metrics.head): fed by every metrics write, read by PromQL.
+        self.head = Head(int(config.storage.head_window * 1000), config.storage.head_max_samples,
+                         self.storage) if config.storage.head_window > 0 else None
+        self.metrics_writer.head = self.head
+        if self.head is not None:
+            self.head.register_metrics(self.metrics.registry)
+        self.query_engine = QueryEngine(self.storage, head=self.head)  # PromQL for rules, UI, API
         self.services: list[Service] = []
         self.reload_hooks: list[Callable[[HeronConfig], Awaitable[None]]] = []
         # Where alerts go (rules, error tracking, synthetics): each receiver takes a list of alerts
@@ -124,6 +131,9 @@ class Heron:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.pipeline.start)
         await loop.run_in_executor(None, self.series_index.load, self.storage)
+        if self.head is not None:  # everything acknowledged is in storage, then the window is read
+            await loop.run_in_executor(None, self.pipeline.flush)
+            await loop.run_in_executor(None, self.head.load, self.storage)
         for spec in SERVICE_FACTORIES:
             module, _, factory = spec.partition(":")
             service = getattr(importlib.import_module(module), factory)(self)
@@ -140,6 +150,8 @@ class Heron:
                 log.exception("stopping %s failed", getattr(service, "name", service))
         self.services.clear()
         await asyncio.get_running_loop().run_in_executor(None, self.pipeline.close)
+        if self.head is not None:
+            self.head.close()
         self.control.close()
         os.close(self._lock_fd)
         self.started = False

@@ -20,7 +20,7 @@ up{job="api", instance="a"} 1x20
 
 @pytest.fixture
 async def loaded(heron: Heron, client: httpx.AsyncClient) -> httpx.AsyncClient:
-    load_series(heron.storage, DATA, interval=15, start=T0)
+    load_series(heron.storage, DATA, interval=15, start=T0, head=heron.head)
     return client
 
 

@@ -103,7 +103,7 @@ def prometheus(data: list[Any]) -> Iterator[PrometheusProcess]:
 
 @pytest.fixture
 async def heron_api(heron: Heron, client: httpx.AsyncClient, data: list[Any]) -> AsyncIterator[Any]:
-    write_series(heron.storage, data)
+    write_series(heron.storage, data, heron.head)
     yield client
 
 

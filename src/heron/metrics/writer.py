@@ -19,6 +19,7 @@ from heron.pipeline import Pipeline
 from heron.storage.base import Storage
 
 if TYPE_CHECKING:
+    from heron.metrics.head import Head
     from heron.metrics.limits import SeriesLimiter
 
 SERIES_SCHEMA = pa.schema([("series_id", pa.uint64()), ("metric", pa.string()),
@@ -88,6 +89,7 @@ class MetricsWriter:
         self.pipeline = pipeline
         self.index = index
         self.limiter: SeriesLimiter | None = None  # set by heron.metrics.limits.limiter_of
+        self.head: Head | None = None  # acknowledged samples are queryable from memory at once
 
     async def write_limited(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
                             ts: np.ndarray, values: np.ndarray,
@@ -141,6 +143,8 @@ class MetricsWriter:
         except BaseException:
             self.index.forget(new)
             raise
+        if self.head is not None:
+            self.head.append(series, counts, ts, values)
         return len(ts)
 
     def write_sync(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
@@ -153,4 +157,6 @@ class MetricsWriter:
         except BaseException:
             self.index.forget(new)
             raise
+        if self.head is not None:
+            self.head.append(series, counts, ts, values)
         return len(ts)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from heron.metrics.head import Head, SampleLimit
 from heron.metrics.model import Labels
 from heron.storage.base import Storage
 
@@ -73,18 +74,19 @@ class Selection:
         return Selection(self.labels, self.ts[keep], self.values[keep], starts, self.mint, self.maxt)
 
 
-def _quote(s: str) -> str:
+def sql_string(s: str) -> str:
+    """A ClickHouse string literal."""
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _condition(m: Matcher) -> str:
-    col = "metric" if m.name == "__name__" else f"labels[{_quote(m.name)}]"
+    col = "metric" if m.name == "__name__" else f"labels[{sql_string(m.name)}]"
     if m.op == "=":
-        return f"{col} = {_quote(m.value)}"
+        return f"{col} = {sql_string(m.value)}"
     if m.op == "!=":
-        return f"{col} != {_quote(m.value)}"
+        return f"{col} != {sql_string(m.value)}"
     # Prometheus 3 anchors regexes and lets `.` match newlines.
-    expr = f"match({col}, {_quote('(?s)^(?:' + m.value + ')$')})"
+    expr = f"match({col}, {sql_string('(?s)^(?:' + m.value + ')$')})"
     return expr if m.op == "=~" else f"NOT {expr}"
 
 
@@ -97,8 +99,64 @@ def where_clause(groups: list[list[Matcher]]) -> str:
 
 
 def select(storage: Storage, groups: list[list[Matcher]], mint: int, maxt: int,
-           max_samples: int | None = None) -> Selection:
-    """Series matching any matcher group (each group ANDed) with samples in [mint, maxt]."""
+           max_samples: int | None = None, head: Head | None = None) -> Selection:
+    """Series matching any matcher group (each group ANDed) with samples in [mint, maxt].
+
+    With a `head` that covers the range, no SQL runs; a range that starts before the head's
+    coverage reads the older part from storage and the rest from the head."""
+    if head is not None:
+        sel = _from_head(head, groups, mint, maxt, max_samples)
+        if sel is not None:
+            return sel
+        cov = head.coverage_start
+        if cov is not None and mint < cov <= maxt:
+            old = select_storage(storage, groups, mint, cov - 1, max_samples)
+            budget = None if max_samples is None else max_samples - len(old.ts)
+            new = _from_head(head, groups, cov, maxt, budget)
+            if new is not None:
+                return _concat(old, new, mint, maxt)
+    return select_storage(storage, groups, mint, maxt, max_samples)
+
+
+def _too_many() -> QueryError:
+    return QueryError("query processing would load too many samples into memory in query execution",
+                      "execution")
+
+
+def _from_head(head: Head, groups: list[list[Matcher]], mint: int, maxt: int,
+               max_samples: int | None) -> Selection | None:
+    try:
+        got = head.select(groups, mint, maxt, max_samples)
+    except SampleLimit:
+        raise _too_many() from None
+    if got is None:
+        return None
+    labels, ts, values, starts = got
+    return Selection(labels, ts, values, starts, mint, maxt)
+
+
+def _concat(old: Selection, new: Selection, mint: int, maxt: int) -> Selection:
+    """Per-series concatenation of two selections over disjoint, consecutive time ranges."""
+    if not old.labels:
+        return Selection(new.labels, new.ts, new.values, new.starts, mint, maxt)
+    if not new.labels:
+        return Selection(old.labels, old.ts, old.values, old.starts, mint, maxt)
+    labels = sorted(set(old.labels) | set(new.labels))
+    rank = {lb: i for i, lb in enumerate(labels)}
+    sidx = np.concatenate([
+        np.repeat(np.asarray([rank[lb] for lb in old.labels], np.int64), np.diff(old.starts)),
+        np.repeat(np.asarray([rank[lb] for lb in new.labels], np.int64), np.diff(new.starts))])
+    order = np.argsort(sidx, kind="stable")  # old samples precede new ones within a series
+    counts = np.bincount(sidx, minlength=len(labels))
+    starts = np.zeros(len(labels) + 1, np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return Selection(labels, np.concatenate([old.ts, new.ts])[order],
+                     np.concatenate([old.values, new.values])[order], starts, mint, maxt)
+
+
+def select_storage(storage: Storage, groups: list[list[Matcher]], mint: int, maxt: int,
+                   max_samples: int | None = None) -> Selection:
+    """`select` from storage only (SQL): the series index table, then the samples."""
     db = storage.database
     where = where_clause(groups)
     series = storage.execute(
@@ -112,8 +170,7 @@ def select(storage: Storage, groups: list[list[Matcher]], mint: int, maxt: int,
         f"WHERE series_id IN (SELECT series_id FROM `{db}`.metric_series WHERE {where}) "
         f"AND ts >= {int(mint)} AND ts <= {int(maxt)} ORDER BY series_id, ts")
     if max_samples is not None and samples.num_rows > max_samples:
-        raise QueryError("query processing would load too many samples into memory in query execution",
-                         "execution")
+        raise _too_many()
     s_id = samples.column("series_id").to_numpy().astype(np.uint64)
     ts = samples.column("ts").to_numpy().astype(np.int64)
     vals = samples.column("value").to_numpy().astype(np.float64)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from heron.metrics.head import Head
 from heron.metrics.model import STALE_NAN, Labels, labels_from, metric_name, series_id
 from heron.metrics.writer import SAMPLES_SCHEMA, SERIES_SCHEMA
 from heron.storage.base import Storage
@@ -127,10 +128,16 @@ def parse_series(series: str | Iterable[tuple[str, str]], interval: float,
     return [(lb, ts, v) for lb, (ts, v) in out.items()]
 
 
-def write_series(storage: Storage, data: Sequence[tuple[Labels, np.ndarray, np.ndarray]]) -> int:
-    """Insert parsed series straight into `metric_series` / `metric_samples`; returns samples."""
+def write_series(storage: Storage, data: Sequence[tuple[Labels, np.ndarray, np.ndarray]],
+                 head: Head | None = None) -> int:
+    """Insert parsed series straight into `metric_series` / `metric_samples`; returns samples.
+
+    Behind a running Heron's back, pass its `head` too (the in-memory copy queries read)."""
     if not data:
         return 0
+    if head is not None:
+        head.append([lb for lb, _, _ in data], [len(ts) for _, ts, _ in data],
+                    np.concatenate([ts for _, ts, _ in data]), np.concatenate([v for _, _, v in data]))
     ids = [series_id(lb) for lb, _, _ in data]
     # A fresh token per call: identical blocks loaded again after a clear must not be deduplicated.
     token = uuid.uuid4().hex
@@ -149,7 +156,7 @@ def write_series(storage: Storage, data: Sequence[tuple[Labels, np.ndarray, np.n
 
 
 def load_series(storage: Storage, series: str | Iterable[tuple[str, str]], interval: float,
-                start: float = 0.0) -> int:
+                start: float = 0.0, head: Head | None = None) -> int:
     """Write series in test notation into `storage` (its metric tables must exist).
 
     `series` is either text with one `selector values...` per line, or (selector, values)
@@ -157,4 +164,4 @@ def load_series(storage: Storage, series: str | Iterable[tuple[str, str]], inter
     series is at `start + i*interval`. Returns the number of samples written.
     Raises SeriesSyntaxError on a malformed selector or value.
     """
-    return write_series(storage, parse_series(series, interval, start))
+    return write_series(storage, parse_series(series, interval, start), head)

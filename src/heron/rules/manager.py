@@ -29,7 +29,7 @@ from heron.exceptions import ConfigError
 from heron.promql import Engine
 from heron.rules.alerting import AlertingRule, to_api_alert
 from heron.rules.group import Group
-from heron.rules.notifier import Notifier, parse_alertmanagers
+from heron.rules.notifier import Notifier, parse_alert_relabel, parse_alertmanagers
 from heron.rules.rule import OutSample, QuerySample, RuleError
 from heron.rules.rulefmt import RuleFileError, parse_rule_file
 from heron.templating.durations import parse_prom_duration_ms
@@ -190,9 +190,11 @@ class RuleManager:
         self.cache = _ReadCache(heron.storage)
         self.engine = Engine(self.cache, lookback=qe.lookback_ms / 1000,
                              max_samples=qe.max_samples, timeout=qe.timeout,
-                             subquery_step=_ms(cfg.global_, "evaluation_interval", 60_000, cfg) / 1000)
+                             subquery_step=_ms(cfg.global_, "evaluation_interval", 60_000, cfg) / 1000,
+                             head=qe.head)  # recent ranges from memory: no SQL, no cache needed
         reg = heron.metrics.registry
-        self.notifier = Notifier(heron.alert_receivers, self._targets(cfg), reg)
+        self.notifier = Notifier(heron.alert_receivers, self._targets(cfg), reg,
+                                 relabel=parse_alert_relabel(cfg.alerting or {}, cfg.line_of, cfg.source))
         self.m_duration = Gauge("heron_rule_group_last_duration_seconds",
                                 "Duration of the last evaluation of the group.", ["rule_group"], registry=reg)
         self.m_interval = Gauge("heron_rule_group_interval_seconds", "Evaluation interval of the group.",
@@ -210,7 +212,7 @@ class RuleManager:
                                ["rule_group"], registry=reg)
 
     def _targets(self, cfg: HeronConfig) -> list[Any]:
-        return parse_alertmanagers(cfg.alerting or {}, cfg.line_of, cfg.source)
+        return parse_alertmanagers(cfg.alerting or {}, cfg.line_of, cfg.source, str(cfg.resolve_path(".")))
 
     async def start(self) -> None:
         self.heron.reload_hooks.append(self.reload)
@@ -231,6 +233,7 @@ class RuleManager:
     async def reload(self, config: HeronConfig) -> None:
         try:
             new = load_groups(config)
+            relabel = parse_alert_relabel(config.alerting or {}, config.line_of, config.source)
             targets = self._targets(config)
         except ConfigError as e:
             log.error("rule reload failed, keeping the running rules: %s", e)
@@ -241,7 +244,7 @@ class RuleManager:
             if g.key in old:
                 g.copy_state_from(old[g.key])
         self.groups = new
-        self.notifier.targets = targets
+        self.notifier.reconfigure(targets, relabel)
         for g in new:
             self._spawn(g)
 

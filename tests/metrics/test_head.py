@@ -1,0 +1,325 @@
+"""The in-memory head answers exactly what storage answers, for the ranges it covers.
+
+Every comparison runs the same selection or PromQL query twice on the same chDB database: once
+through the head and once through SQL only (`fetch.select_storage`, `Engine(storage)`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from heron.metrics.head import Head
+from heron.metrics.head_index import python_regex
+from heron.metrics.model import STALE_NAN, Labels, labels_from
+from heron.metrics.remote_write_client import REMOTE_WRITE_HEADERS, encode_write_request
+from heron.promql import Engine
+from heron.promql.fetch import Matcher, Selection, select, select_storage
+from heron.promql.testdata import write_series
+from heron.server import Heron
+from heron.storage.chdb import ChDBStorage
+from heron.storage.schema import migrate
+from heron.testing import HeronProcess
+
+HOUR = 3_600_000
+NOW = int(time.time()) * 1000 // 60_000 * 60_000
+BASE = NOW - 2 * HOUR
+
+Data = list[tuple[Labels, np.ndarray, np.ndarray]]
+
+
+def make_series(n: int = 120) -> list[Labels]:
+    out = []
+    for i in range(n):
+        lb = {"__name__": ("http_requests_total", "up", "queue_depth")[i % 3], "job": f"job{i % 4}",
+              "instance": f"10.0.0.{i}:80", "code": ("200", "500", "404")[i % 3]}
+        if i % 5 == 0:
+            lb["zone"] = ("eu-west", "Zürich", "line\nbreak", "us")[i // 5 % 4]
+        if i % 9 == 0:
+            del lb["code"]
+        out.append(labels_from(lb))
+    return out
+
+
+def make_data(series: list[Labels], t0: int, t1: int, seed: int = 3) -> Data:
+    rng = np.random.default_rng(seed)
+    data = []
+    for i, lb in enumerate(series):
+        ts = np.arange(t0 + (i % 7) * 1000, t1, 15_000, dtype=np.int64)
+        vals = np.cumsum(rng.poisson(5, len(ts))).astype(np.float64)
+        if i % 11 == 0 and len(vals) > 40:
+            vals[len(vals) // 2] = STALE_NAN  # a stale marker in the middle
+            vals[len(vals) // 3] = 0.0  # a counter reset
+        data.append((lb, ts, vals))
+    return data
+
+
+def feed(head: Head, data: Data) -> None:
+    head.append([lb for lb, _, _ in data], [len(ts) for _, ts, _ in data],
+                np.concatenate([ts for _, ts, _ in data]), np.concatenate([v for _, _, v in data]))
+
+
+def same(a: Selection, b: Selection) -> str:
+    if a.labels != b.labels:
+        return f"labels differ: {len(a.labels)} vs {len(b.labels)}"
+    if not np.array_equal(a.starts, b.starts) or not np.array_equal(a.ts, b.ts):
+        return "timestamps differ"
+    if not np.array_equal(a.values.view(np.uint64), b.values.view(np.uint64)):
+        return "values differ"
+    return ""
+
+
+def drop_empty(sel: Selection) -> Selection:
+    """Storage returns matched series even without samples in range; the head leaves them out."""
+    keep = np.diff(sel.starts) > 0
+    starts = np.concatenate([[0], np.cumsum(np.diff(sel.starts)[keep])]).astype(np.int64)
+    return Selection([lb for lb, k in zip(sel.labels, keep, strict=True) if k], sel.ts, sel.values,
+                     starts, sel.mint, sel.maxt)
+
+
+MATCHERS: list[list[list[Matcher]]] = [
+    [[Matcher("__name__", "=", "http_requests_total")]],
+    [[Matcher("__name__", "=", "up"), Matcher("job", "!=", "job1")]],
+    [[Matcher("job", "=~", "job[12]"), Matcher("instance", "!~", "10.0.0.1.*")]],
+    [[Matcher("code", "=", "")]],  # series without the label
+    [[Matcher("code", "!=", "")]],
+    [[Matcher("zone", "=~", "")]],
+    [[Matcher("zone", "=~", ".*")]],
+    [[Matcher("zone", "=~", ".+")]],
+    [[Matcher("zone", "!~", "eu.*|")]],
+    [[Matcher("zone", "=~", "line.break")]],  # `.` matches a newline (Prometheus 3)
+    [[Matcher("zone", "=~", "line$")]],  # anchored: no match before the newline
+    [[Matcher("zone", "=~", r"\pL+")]],  # RE2 only: judged by ClickHouse
+    [[Matcher("zone", "=~", "[[:alpha:]]+")]],
+    [[Matcher("zone", "=~", "(?i)ZÜRICH")]],
+    [[Matcher("zone", "=~", "us|(?i)EU-WEST")]],
+    [[Matcher("__name__", "=~", "up|queue_.*")], [Matcher("code", "=", "404")]],  # `or` groups
+    [[Matcher("__name__", "=", "nope")]],
+    [[Matcher("nope", "!=", "x"), Matcher("job", "=", "job3")]],
+]
+
+
+@pytest.fixture
+def db(storage: ChDBStorage) -> ChDBStorage:
+    migrate(storage)
+    return storage
+
+
+def test_head_selections_equal_storage(db: ChDBStorage) -> None:
+    """Loaded history plus live writes (out of order, duplicates, stale markers, new series)."""
+    series = make_series()
+    history = make_data(series[:90], BASE, NOW - HOUR)
+    write_series(db, history)
+    head = Head(3 * HOUR, storage=db, tail_limit=5_000)
+    assert head.coverage_start is None and head.select(MATCHERS[0], BASE, NOW) is None
+    assert head.load(db) == sum(len(ts) for _, ts, _ in history)
+    assert head.coverage_start is not None and head.coverage_start < BASE  # storage held nothing older
+    live = make_data(series, NOW - HOUR, NOW + 60_000, seed=5)
+    chunks = [(lb, ts[i::3], v[i::3]) for i in (2, 0, 1) for lb, ts, v in live]  # out of order
+    chunks += [(lb, ts[-5:], v[-5:]) for lb, ts, v in live[:10]]  # duplicates, same values
+    for k in range(0, len(chunks), 40):
+        feed(head, chunks[k:k + 40])
+        write_series(db, chunks[k:k + 40])
+        if k == 80:
+            head.compact()  # part in the block, part in the tail
+    assert head.stats()["tail"] > 0
+    ranges = [(BASE, NOW + 60_000), (NOW - 30 * 60_000, NOW - 10 * 60_000), (NOW - HOUR, NOW - HOUR),
+              (NOW + 120_000, NOW + 300_000)]
+    for groups in MATCHERS:
+        for lo, hi in ranges:
+            got = select(db, groups, lo, hi, head=head)
+            want = drop_empty(select_storage(db, groups, lo, hi))
+            assert not same(got, want), (groups, lo, hi, same(got, want))
+    head.compact()
+    assert head.stats()["tail"] == 0
+    for groups in MATCHERS:
+        got, want = select(db, groups, BASE, NOW + 60_000, head=head), select_storage(db, groups, BASE, NOW + 60_000)
+        assert not same(got, drop_empty(want)), groups
+    head.close()
+
+
+QUERIES = [
+    "http_requests_total",
+    "sum by (job) (rate(http_requests_total[5m]))",
+    "increase(http_requests_total[10m])",
+    "irate(queue_depth[2m])",
+    'max_over_time(up{zone=~".+"}[7m])',
+    'count by (zone) (up{zone!~"eu.*"})',
+    'queue_depth{code=""} offset 10m',
+    "max_over_time(rate(http_requests_total[5m])[20m:1m])",
+    "topk(3, queue_depth)",
+    'absent(up{job="none"})',
+    "http_requests_total @ end()",
+]
+
+
+def test_promql_on_head_equals_storage(db: ChDBStorage) -> None:
+    series = make_series(60)
+    data = make_data(series, BASE, NOW)
+    write_series(db, data[:30])
+    head = Head(3 * HOUR, storage=db)
+    head.load(db)
+    feed(head, data[30:])
+    write_series(db, data[30:])
+    # The head path skips the ClickHouse push-down of rate & co. (pushdown.py): compare numpy with numpy.
+    with_head, plain = Engine(db, head=head), Engine(db, pushdown=False)
+    for q in QUERIES:
+        for got, want in [
+            (with_head.range(q, (NOW - HOUR) / 1000, NOW / 1000, 30), plain.range(q, (NOW - HOUR) / 1000, NOW / 1000, 30)),
+            (with_head.instant(q, (NOW - 60_000) / 1000), plain.instant(q, (NOW - 60_000) / 1000)),
+        ]:
+            assert got.to_prometheus() == want.to_prometheus(), q
+    head.close()
+
+
+def test_duplicates_last_write_wins() -> None:
+    head = Head(HOUR)
+    head.load(_EmptyStorage())
+    lb = labels_from({"__name__": "x"})
+    t = NOW - 60_000
+    for v in (1.0, 2.0):
+        head.append([lb], [2], np.array([t, t + 1000]), np.array([v, v]))
+    got = head.select([[("__name__", "=", "x")]], 0, NOW)
+    assert got is not None and got[2].tolist() == [2.0, 2.0]
+    head.compact()
+    head.append([lb], [1], np.array([t]), np.array([3.0]))  # the block holds t: the tail wins
+    got = head.select([[("__name__", "=", "x")]], 0, NOW)
+    assert got is not None and got[2].tolist() == [3.0, 2.0]
+    head.compact()
+    got = head.select([[("__name__", "=", "x")]], 0, NOW)
+    assert got is not None and got[1].tolist() == [t, t + 1000] and got[2].tolist() == [3.0, 2.0]
+
+
+class _EmptyStorage:
+    database = "none"
+
+    def execute(self, sql: str, params: Any = None, settings: Any = None) -> Any:
+        import pyarrow as pa
+
+        if "count()" in sql:
+            return pa.table({"n": [0], "lo": [0]})
+        return pa.table({"series_id": pa.array([], pa.uint64()), "ts": pa.array([], pa.int64()),
+                         "value": pa.array([], pa.float64()),
+                         "lbls": pa.array([], pa.map_(pa.string(), pa.string()))})
+
+
+def test_eviction_and_straddling_ranges(db: ChDBStorage) -> None:
+    """A 1h head over 2h of data: older ranges read storage, straddling ones both."""
+    series = make_series(40)
+    data = make_data(series, BASE, NOW)
+    write_series(db, data)
+    head = Head(HOUR, storage=db)
+    head.load(db, now_ms=NOW)
+    cov = head.coverage_start
+    assert cov == NOW - HOUR
+    assert head.select(MATCHERS[0], NOW - 2 * HOUR, NOW) is None  # not covered
+    for groups in MATCHERS[:6]:
+        got = select(db, groups, BASE, NOW, head=head)  # straddles the coverage start
+        assert not same(got, drop_empty(select_storage(db, groups, BASE, NOW))), groups
+    q = "sum by (job) (rate(http_requests_total[5m]))"
+    assert (Engine(db, head=head, pushdown=False).range(q, BASE / 1000, NOW / 1000, 60).to_prometheus()
+            == Engine(db, pushdown=False).range(q, BASE / 1000, NOW / 1000, 60).to_prometheus())
+    # Time passes: half an hour leaves the window.
+    head.compact(now_ms=NOW + 30 * 60_000)
+    assert head.coverage_start == NOW - 30 * 60_000
+    assert head.stats()["samples"] < sum(int((ts >= cov).sum()) for _, ts, _ in data)
+    assert head.select(MATCHERS[0], NOW - 40 * 60_000, NOW) is None
+    got = select(db, MATCHERS[0], NOW - 40 * 60_000, NOW, head=head)
+    assert not same(got, drop_empty(select_storage(db, MATCHERS[0], NOW - 40 * 60_000, NOW)))
+    # A sample older than the coverage start arrives: it goes to storage only, coverage moves past it.
+    head.append([series[0]], [1], np.array([NOW - 2 * HOUR + 5]), np.array([1.0]))
+    assert head.coverage_start == NOW - 30 * 60_000
+    head.close()
+
+
+def test_sample_cap_shrinks_the_window(db: ChDBStorage) -> None:
+    series = make_series(20)
+    data = make_data(series, NOW - HOUR, NOW)
+    write_series(db, data)
+    head = Head(3 * HOUR, max_samples=2_000, storage=db)
+    head.load(db)
+    assert head.coverage_start is not None and head.coverage_start < NOW - HOUR
+    head.compact()
+    assert head.stats()["samples"] <= 2_000
+    cov = head.coverage_start
+    assert cov is not None and cov > NOW - HOUR
+    got = select(db, MATCHERS[0], NOW - HOUR, NOW, head=head)
+    assert not same(got, drop_empty(select_storage(db, MATCHERS[0], NOW - HOUR, NOW)))
+    head.close()
+
+
+def test_python_regex_only_where_it_agrees_with_re2() -> None:
+    for pattern in [r"\pL", "[[:alpha:]]", r"a\z", "a{,3}", "(?U)a+", "é", r"\Q.\E", r"\1", "(?<n>a)"]:
+        assert python_regex(pattern) is None, pattern
+    rx = python_regex("(?i)foo.bar")
+    assert rx is not None and rx.fullmatch("FOO\nBAR") and not rx.fullmatch("xfoo.bar")
+
+
+def test_sql_only_engine_is_unchanged(db: ChDBStorage) -> None:
+    """`Engine(storage)` (tests, `heron test rules`, CLI) never looks for a head."""
+    engine = Engine(db)
+    assert engine.head is None
+    write_series(db, make_data(make_series(6), BASE, NOW))
+    assert len(engine.instant("http_requests_total", NOW / 1000).vector) == 2
+
+
+async def test_acknowledged_writes_are_queryable_at_once(tmp_path: Path) -> None:
+    """Through the running server: no flush, yet the API sees the write; storage agrees later."""
+    from tests.conftest import make_config
+
+    heron = Heron(make_config(tmp_path, pipeline={"flush_interval": 30}))  # type: ignore[arg-type]
+    await heron.start()
+    try:
+        assert heron.head is not None and heron.head.coverage_start is not None
+        series = make_series(30)
+        data = make_data(series, NOW - 20 * 60_000, NOW)
+        await heron.metrics_writer.write([lb for lb, _, _ in data], [len(t) for _, t, _ in data],
+                                         np.concatenate([t for _, t, _ in data]),
+                                         np.concatenate([v for _, _, v in data]))
+        q = "sum by (job) (rate(http_requests_total[5m]))"
+        got = heron.query_engine.instant(q, NOW / 1000).to_prometheus()
+        assert len(got["result"]) == 4
+        await asyncio.to_thread(heron.pipeline.flush)
+        assert Engine(heron.storage, pushdown=False).instant(q, NOW / 1000).to_prometheus() == got
+    finally:
+        await heron.stop()
+
+
+def _query(h: HeronProcess, q: str, t: float) -> Any:
+    r = httpx.get(h.url + "/api/v1/query", params={"query": q, "time": str(t)}, headers=h.headers, timeout=30)
+    r.raise_for_status()
+    return r.json()["data"]
+
+
+def test_kill9_restart_loads_the_window(tmp_path: Path) -> None:
+    """Written over remote write, answered from the head, SIGKILL, restart: same answers."""
+    cfg = {"pipeline": {"flush_interval": 5}}
+    h = HeronProcess(tmp_path / "data", config=cfg).start()
+    series = [{"__name__": "restart_total", "job": f"j{i % 3}", "i": str(i)} for i in range(12)]
+    t = np.arange(NOW - 30 * 60_000, NOW, 15_000)
+    body = encode_write_request([(s, [(int(x), float(k * j)) for j, x in enumerate(t)])
+                                 for k, s in enumerate(series)])
+    queries = ["sum by (job) (rate(restart_total[5m]))", "count(restart_total)",
+               'restart_total{i=~"1.*"}']
+    try:
+        r = httpx.post(h.url + "/api/v1/write", content=body, headers={**h.headers, **REMOTE_WRITE_HEADERS})
+        assert r.status_code == 204
+        before = [_query(h, q, NOW / 1000) for q in queries]
+        assert before[1]["result"][0]["value"][1] == "12"
+        h.kill()
+        h = HeronProcess(tmp_path / "data", config=cfg).start()
+        metrics = httpx.get(h.url + "/metrics", headers=h.headers).text
+        loaded = [ln for ln in metrics.splitlines() if ln.startswith("heron_head_samples ")]
+        assert loaded and float(loaded[0].split()[1]) == len(t) * len(series)
+        after = [_query(h, q, NOW / 1000) for q in queries]
+        assert after == before
+        assert not math.isnan(float(after[0]["result"][0]["value"][1]))
+    finally:
+        h.stop()
