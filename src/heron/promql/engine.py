@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from heron.metrics.head import Head
 from heron.metrics.model import is_stale
 from heron.promql import aggregations, binops, functions
 from heron.promql.fetch import QueryError, Selection, select
@@ -38,12 +39,15 @@ class Engine:
     `lookback` (seconds) is how far back an instant selector looks for a sample; `max_samples`
     caps the samples one query may load (Prometheus' --query.max-samples); `timeout` (seconds)
     bounds one evaluation; `subquery_step` is the step of `[5m:]` subqueries (seconds);
-    `pushdown` lets ClickHouse compute rate/increase/delta/irate/idelta of plain selectors.
+    `pushdown` lets ClickHouse compute rate/increase/delta/irate/idelta of plain selectors;
+    `head` (heron.metrics.head) answers the ranges it covers from memory, without SQL.
     """
 
     def __init__(self, storage: Storage, lookback: float = 300.0, max_samples: int = 50_000_000,
-                 timeout: float = 120.0, subquery_step: float = 60.0, pushdown: bool = True) -> None:
+                 timeout: float = 120.0, subquery_step: float = 60.0, pushdown: bool = True,
+                 head: Head | None = None) -> None:
         self.storage = storage
+        self.head = head
         self.pushdown = pushdown  # rate & co. through ClickHouse's timeSeries*ToGrid (pushdown.py)
         self.lookback_ms = int(lookback * 1000)
         self.max_samples = max_samples
@@ -228,7 +232,7 @@ class _Evaluation:
         if cached is not None:
             mint, maxt = min(mint, cached.mint), max(maxt, cached.maxt)
         budget = self.engine.max_samples - self.samples_loaded
-        sel = select(self.engine.storage, groups, mint, maxt, max(budget, 0))
+        sel = select(self.engine.storage, groups, mint, maxt, max(budget, 0), self.engine.head)
         self.samples_loaded += len(sel.ts)
         with self._lock:
             self._cache[key] = sel
