@@ -252,3 +252,19 @@ def test_vectorized_label_decoder_equals_protobuf_and_model_series_id() -> None:
     with pytest.raises(BadRequest, match="protobuf"):
         rw._decode_fast(bytes(bad), rw.LabelsCache())
     assert np.asarray(fast.counts).sum() == 20
+    # One long series among short ones (its fields finish in the scalar loop), and a series whose
+    # sample precedes its labels (legal protobuf, decoded by the protobuf path).
+    req = remote_pb2.WriteRequest.FromString(request(series))
+    for j in range(300):
+        req.timeseries[3].samples.add(timestamp=1_800_000_000_000 + j, value=j / 7)
+    raw = req.SerializeToString()
+    fast, ref = rw._decode_fast(raw, rw.LabelsCache()), rw._decode_protobuf(raw)
+    assert fast.counts.tolist() == ref.counts.tolist() and fast.counts[3] == 301
+    assert fast.ts.tolist() == ref.ts.tolist() and fast.values.tolist() == ref.values.tolist()
+    sample = remote_pb2.Sample(value=1.0, timestamp=5).SerializeToString()
+    labels = b"".join(b"\x0a" + bytes([len(m)]) + m for m in (
+        remote_pb2.Label(name="__name__", value="x").SerializeToString(),))
+    ts_body = b"\x12" + bytes([len(sample)]) + sample + labels
+    raw = b"\x0a" + bytes([len(ts_body)]) + ts_body
+    out = rw.decode_write_request(raw, "identity")
+    assert out.series == [(("__name__", "x"),)] and out.ts.tolist() == [5]

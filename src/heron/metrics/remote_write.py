@@ -22,6 +22,8 @@ from heron.exceptions import BadRequest
 from heron.metrics.model import Labels, labels_from
 from heron.metrics.proto import remote_pb2
 from heron.metrics.remote_write_labels import Unusual, decode_labels
+from heron.metrics.remote_write_wire import Unusual as WireUnusual
+from heron.metrics.remote_write_wire import fields
 
 METADATA_TYPES = {0: "unknown", 1: "counter", 2: "gauge", 3: "histogram", 4: "gaugehistogram",
                   5: "summary", 6: "info", 7: "stateset"}
@@ -150,72 +152,67 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
+    """Top-level messages in a Python loop (one step per series), the fields inside every
+    series with arrays (heron.metrics.remote_write_wire), labels through the cache."""
     n = len(buf)
     pos = 0
-    series: list[Labels] = []
-    counts: list[int] = []
-    starts: list[int] = []   # offset of each Sample message body
-    lengths: list[int] = []
+    ts_ranges: list[int] = []  # start, end of each TimeSeries
     meta_ranges: list[tuple[int, int]] = []
-    misses: list[tuple[int, bytes]] = []  # (series index, label bytes) not in the cache yet
-    miss_at: list[int] = []  # where those label bytes start in buf
-    ex_ranges: list[tuple[int, int, int]] = []  # (series index, start, end) of Exemplar messages
-    hist = 0
-    known = cache.map
     varint = _varint
+    append = ts_ranges.append
     while pos < n:
         tag = buf[pos]
-        length, body = varint(buf, pos + 1)
+        length = buf[pos + 1]
+        if length < 0x80:
+            body = pos + 2
+        else:
+            length, body = varint(buf, pos + 1)
         end = body + length
         if end > n:
             raise BadRequest("protobuf: cannot decode WriteRequest (truncated message)")
-        if tag == 0x1A:  # metadata
+        if tag == 0x0A:
+            append(body)
+            append(end)
+        elif tag == 0x1A:  # metadata
             meta_ranges.append((body, end))
-            pos = end
-            continue
-        if tag != 0x0A:
+        else:
             raise _Fallback
-        p = body
-        while p < end and buf[p] == 0x0A:  # labels come first
-            ll, q = varint(buf, p + 1)
-            p = q + ll
-        raw = buf[body:p]
-        labels = known.get(raw)
-        if labels is None:
-            misses.append((len(series), raw))
-            miss_at.append(body)
-        c = 0
-        while p < end and buf[p] == 0x12:  # samples
-            sl, q = varint(buf, p + 1)
-            starts.append(q)
-            lengths.append(sl)
-            p = q + sl
-            c += 1
-        while p < end:  # exemplars (3), histograms (4): skipped; histograms are counted
-            t = buf[p]
-            if t == 0x0A or t == 0x12:
-                raise _Fallback
-            sl, q = varint(buf, p + 1)
-            if t == 0x22:
-                hist += 1
-            elif t == 0x1A:
-                ex_ranges.append((len(series), q, q + sl))
-            p = q + sl
-        if p != end:
-            raise BadRequest("protobuf: cannot decode WriteRequest (bad TimeSeries length)")
-        series.append(labels)  # type: ignore[arg-type]  # None for a miss, filled below
-        counts.append(c)
         pos = end
     arr = np.frombuffer(buf + b"\x00" * 20, dtype=np.uint8)
+    bounds = np.asarray(ts_ranges, dtype=np.int64).reshape(-1, 2)
+    begin, finish = bounds[:, 0], bounds[:, 1]
+    try:
+        fs, ft, fb, fl = fields(buf, arr, begin, finish)
+    except WireUnusual:
+        raise _Fallback from None
+    kind = np.where(ft == 0x0A, 0, np.where(ft == 0x12, 1, 2))  # labels, samples, the rest
+    if ((fs[1:] == fs[:-1]) & (kind[1:] < kind[:-1])).any():
+        raise _Fallback  # labels or samples after other fields: any order is legal protobuf
+    label_end = begin.copy()
+    lab = kind == 0
+    if lab.any():
+        ls, le = fs[lab], fb[lab] + fl[lab]
+        last = np.ones(len(ls), dtype=bool)
+        last[:-1] = ls[1:] != ls[:-1]
+        label_end[ls[last]] = le[last]
+    smp = kind == 1
+    starts, lengths = fb[smp], fl[smp]
+    counts = np.bincount(fs[smp], minlength=len(begin))
+    hist = int(np.count_nonzero(ft == 0x22))
+    exm = ft == 0x1A
+    ex_ranges = list(zip(fs[exm].tolist(), fb[exm].tolist(), (fb[exm] + fl[exm]).tolist(), strict=True))
+    raws = [buf[a:z] for a, z in zip(begin.tolist(), label_end.tolist(), strict=True)]
+    series: list[Labels] = list(map(cache.map.get, raws))  # type: ignore[arg-type]  # None: a miss
     new_series: list[Labels] = []
     new_ids = None
-    if misses:
-        indexes, raws = [i for i, _ in misses], [r for _, r in misses]
+    indexes = [i for i, labels in enumerate(series) if labels is None]
+    if indexes:
+        raws = [raws[i] for i in indexes]
         try:
             if len(raws) < 16:
                 raise Unusual
-            at = np.asarray(miss_at, dtype=np.int64)
-            new_series, new_ids = decode_labels(arr, at, at + np.fromiter(map(len, raws), np.int64, len(raws)))
+            at = begin[indexes]
+            new_series, new_ids = decode_labels(arr, at, label_end[indexes])
             cache.store(raws, new_series)
         except Unusual:
             new_series = cache.decode_many(raws, indexes)
@@ -245,10 +242,10 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
 _SHIFTS = (np.arange(10, dtype=np.uint64) * np.uint64(7))
 
 
-def _samples(arr: np.ndarray, starts: list[int], lengths: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _samples(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vectorized Sample decoding: `09 <fixed64 value> 10 <varint ts>`, or `10 <varint ts>` when
     the value is 0 (proto3 omits it). `arr`: the request as uint8, zero-padded by 20 bytes."""
-    if not starts:
+    if not len(starts):
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     s = np.asarray(starts, dtype=np.int64)
     ln = np.asarray(lengths, dtype=np.int64)
