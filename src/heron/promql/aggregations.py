@@ -44,7 +44,11 @@ def evaluate(ev: _Evaluation, node: Any, grid: np.ndarray) -> Vector:
         raise QueryError("Parameter value is NaN")
     if len(vec.labels) == 0:
         return Vector.empty(steps)
-    keys = [group_labels(lb, by, names) for lb in vec.labels]
+    if by:
+        keys = [tuple([p for p in lb if p[0] in names]) for lb in vec.labels]
+    else:
+        dropped = names | {"__name__"}
+        keys = [tuple([p for p in lb if p[0] not in dropped]) for lb in vec.labels]
     gmap: dict[Labels, int] = {}
     gid = np.array([gmap.setdefault(k, len(gmap)) for k in keys], dtype=np.int64)
     groups = list(gmap)
@@ -66,44 +70,58 @@ def evaluate(ev: _Evaluation, node: Any, grid: np.ndarray) -> Vector:
 
 
 def _reduce(op: str, vec: Vector, gid: np.ndarray, groups: list[Labels]) -> Vector:
+    n = len(gid)
     order = np.argsort(gid, kind="stable")
     sg = gid[order]
     bounds = np.concatenate([[0], np.nonzero(np.diff(sg))[0] + 1])
-    V, P = vec.values[order], vec.present[order]
-    cnt = np.add.reduceat(P.astype(np.float64), bounds, axis=0)
+    identity = bool((order == np.arange(n)).all())
+    dense = bool(vec.present.all())
+    # one gathered copy per matrix, then masked in place (reduceat wants groups contiguous)
+    V = (vec.values if dense else vec.values.copy()) if identity else vec.values[order]
+    P = vec.present if dense else (vec.present if identity else vec.present[order])
+    if dense:
+        sizes = np.diff(np.append(bounds, n)).astype(np.float64)
+        cnt = np.broadcast_to(sizes[:, None], (len(bounds), V.shape[1]))
+    else:
+        cnt = np.add.reduceat(P, bounds, axis=0, dtype=np.int64).astype(np.float64)
     present = cnt > 0
     with np.errstate(all="ignore"):
         if op in ("sum", "avg"):
-            out = np.add.reduceat(np.where(P, V, 0.0), bounds, axis=0)
-            if op == "avg":
-                out = out / cnt
+            if not dense:
+                np.copyto(V, 0.0, where=~P)
+            total = np.add.reduceat(V, bounds, axis=0)
+            out = total / cnt if op == "avg" else total
             # Cancellation or overflow: redo those groups in Prometheus' order with Kahan sums.
-            mag = np.add.reduceat(np.where(P, np.abs(V), 0.0), bounds, axis=0)
-            redo = np.isinf(out) | np.isnan(out) | (mag > 1e8 * np.abs(np.add.reduceat(
-                np.where(P, V, 0.0), bounds, axis=0)))
+            redo = ~np.isfinite(out)
+            if not (V.min(initial=0.0) >= 0):  # mixed signs (or NaN): sums may cancel
+                mag = np.add.reduceat(np.abs(V), bounds, axis=0)
+                redo |= mag > 1e8 * np.abs(total)
             if redo.any():
-                out = _sequential(op, V, P, bounds, out, redo)
+                if not dense:
+                    V = vec.values.copy() if identity else vec.values[order]
+                out = _sequential(op, V, np.broadcast_to(P, V.shape), bounds, out, redo)
         elif op == "count":
-            out = cnt
+            out = np.array(cnt)
         elif op == "group":
-            out = np.ones_like(cnt)
-        elif op == "min":
-            out = np.fmin.reduceat(np.where(P, V, np.nan), bounds, axis=0)
-        elif op == "max":
-            out = np.fmax.reduceat(np.where(P, V, np.nan), bounds, axis=0)
+            out = np.ones(cnt.shape)
+        elif op in ("min", "max"):
+            if not dense:
+                np.copyto(V, np.nan, where=~P)
+            out = (np.fmin if op == "min" else np.fmax).reduceat(V, bounds, axis=0)
         elif op in ("stddev", "stdvar"):
-            mean = np.add.reduceat(np.where(P, V, 0.0), bounds, axis=0) / cnt
-            d = np.where(P, V - mean[sg], 0.0)
+            PV = np.broadcast_to(P, V.shape)
+            mean = np.add.reduceat(np.where(PV, V, 0.0), bounds, axis=0) / cnt
+            d = np.where(PV, V - mean[sg], 0.0)
             var = np.add.reduceat(d * d, bounds, axis=0) / cnt
             # all members equal: exactly 0, as Prometheus' Welford update gives
-            same = np.fmin.reduceat(np.where(P, V, np.nan), bounds, axis=0) == \
-                np.fmax.reduceat(np.where(P, V, np.nan), bounds, axis=0)
+            same = np.fmin.reduceat(np.where(PV, V, np.nan), bounds, axis=0) == \
+                np.fmax.reduceat(np.where(PV, V, np.nan), bounds, axis=0)
             var = np.where(same & np.isfinite(mean), 0.0, var)
             out = np.sqrt(var) if op == "stddev" else var
         else:
             raise QueryError(f"unsupported aggregation {op}", "bad_data")
     labels = [groups[g] for g in sg[bounds]]
-    return Vector(labels, out, present).compact()
+    return Vector(labels, out, np.array(present)).compact()
 
 
 def _sequential(op: str, V: np.ndarray, P: np.ndarray, bounds: np.ndarray, out: np.ndarray,

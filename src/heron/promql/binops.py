@@ -203,8 +203,12 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, mod: Any, return_bool: bool
         values = np.asarray(res, np.float64)
     drop = (not is_cmp) or return_bool
     labels: list[Labels] = []
-    for a, b in zip(pairs_m, pairs_o, strict=True):
-        labels.append(result_labels(many.labels[a], one.labels[b], card, on, names, include, drop))
+    if card == "OneToOne" and not on and not names:
+        # the common `a / b`: the lhs labels, minus the name for arithmetic
+        labels = [drop_name(many.labels[a]) for a in pairs_m] if drop else [many.labels[a] for a in pairs_m]
+    else:
+        for a, b in zip(pairs_m, pairs_o, strict=True):
+            labels.append(result_labels(many.labels[a], one.labels[b], card, on, names, include, drop))
     out = Vector(labels, values, present).compact()
     if card == "OneToOne":
         check_unique(out, "multiple matches for labels: many-to-one matching must be explicit "

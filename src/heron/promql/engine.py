@@ -18,9 +18,9 @@ from heron.metrics.head import Head
 from heron.metrics.model import is_stale
 from heron.promql import aggregations, binops, functions
 from heron.promql.fetch import QueryError, Selection, select
-from heron.promql.parse import ParsedQuery, ParseError, duration_ms, matcher_groups
+from heron.promql.parse import ParsedQuery, ParseError, duration_ms, matcher_groups, parse_query
 from heron.promql.result import Result, Sample, Series
-from heron.promql.values import Range, Scalar, String, Value, Vector, drop_name
+from heron.promql.values import Range, Scalar, String, Value, Vector, drop_name, upto
 from heron.storage.base import Storage
 
 __all__ = ["Engine", "ParseError", "QueryError", "QueryTimeout"]
@@ -55,12 +55,12 @@ class Engine:
         self.subquery_step_ms = int(subquery_step * 1000)
 
     def parse(self, expr: str) -> ParsedQuery:
-        return ParsedQuery(expr)
+        return parse_query(expr)
 
     def instant(self, expr: str, time: float, timeout: float | None = None) -> Result:
         """Evaluate `expr` at `time` (seconds since the epoch)."""
         t = _ms(time)
-        ev = _Evaluation(self, ParsedQuery(expr), t, t, 0, timeout)
+        ev = _Evaluation(self, parse_query(expr), t, t, 0, timeout)
         with np.errstate(all="ignore"):  # NaN/Inf arithmetic is PromQL semantics, not an error
             return ev.instant_result()
 
@@ -73,7 +73,7 @@ class Engine:
                              "Try a positive integer", "bad_data")
         if e < s:
             raise QueryError("end timestamp must not be before start time", "bad_data")
-        ev = _Evaluation(self, ParsedQuery(expr), s, e, st, timeout)
+        ev = _Evaluation(self, parse_query(expr), s, e, st, timeout)
         with np.errstate(all="ignore"):
             return ev.range_result()
 
@@ -145,14 +145,17 @@ class _Evaluation:
         if isinstance(value, Scalar):
             value = Vector([()], value.values[None, :], np.ones((1, len(self.grid)), bool))
         v = self.finish(value)
-        secs = self.grid / 1000.0
+        grid = self.grid
+        dense = np.asarray(v.present.all(axis=1))
         series = []
         for i in sorted(range(len(v.labels)), key=v.labels.__getitem__):
+            if dense[i]:
+                series.append(Series(dict(v.labels[i]), times_ms=grid, values=v.values[i]))
+                continue
             cols = np.nonzero(v.present[i])[0]
             if len(cols):
-                pts = list(zip(secs[cols].tolist(), v.values[i, cols].tolist(), strict=True))
-                series.append(Series(dict(v.labels[i]), pts))
-        return Result("matrix", matrix=series)
+                series.append(Series(dict(v.labels[i]), times_ms=grid[cols], values=v.values[i, cols]))
+        return Result("matrix", matrix=series, grid_ms=grid)
 
     def finish(self, v: Vector) -> Vector:
         v = v.compact()
@@ -166,8 +169,7 @@ class _Evaluation:
             a, b = int(lo[i, 0]), int(hi[i, 0])
             if b > a:
                 lbl = drop_name(lb) if r.drop_name else lb
-                out.append(Series(dict(lbl), list(zip((r.sel.ts[a:b] / 1000.0).tolist(),
-                                                      r.sel.values[a:b].tolist(), strict=True))))
+                out.append(Series(dict(lbl), times_ms=r.sel.ts[a:b], values=r.sel.values[a:b]))
         return out
 
     # --- dispatch --------------------------------------------------------------------------
@@ -245,8 +247,7 @@ class _Evaluation:
         n = len(sel.labels)
         if n == 0:
             return Vector.empty(len(grid))
-        keys = sel.keys()
-        idx = np.searchsorted(keys, sel.query_keys(t), "right") - 1
+        idx = upto(sel, t) - 1
         starts = sel.starts[:-1][:, None]
         ok = idx >= starts
         idx = np.where(ok, idx, 0)

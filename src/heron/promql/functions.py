@@ -442,7 +442,20 @@ def _histogram_quantile(ev: _Evaluation, q: np.ndarray, v: Vector, pos: str) -> 
         counts = v.values[rows]  # (B, S)
         p = v.present[rows]
         has = p.any(axis=0)
-        for s in np.nonzero(has)[0]:
+        slow = has
+        if len(bounds) >= 2 and bool((np.diff(bounds) > 0).all()):
+            # every bucket present and finite: all those steps at once
+            fast = has & p.all(axis=0) & np.isfinite(counts).all(axis=0)
+            if fast.any():
+                cols = np.nonzero(fast)[0]
+                out[g, cols], forced_any = _bucket_quantile_steps(q[cols], bounds, counts[:, cols])
+                slow = has & ~fast
+                if forced_any:
+                    name = get(v.labels[rows[0]], "__name__")
+                    ev.info("input to histogram_quantile needed to be fixed for monotonicity (see "
+                            "https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) "
+                            f'for metric name "{name}"{pos}')
+        for s in np.nonzero(slow)[0]:
             ok = p[:, s]
             out[g, s], forced = _bucket_quantile(float(q[s]), bounds[ok], counts[ok, s])
             if forced:
@@ -452,6 +465,47 @@ def _histogram_quantile(ev: _Evaluation, q: np.ndarray, v: Vector, pos: str) -> 
                         f'for metric name "{name}"{pos}')
         pres[g] = has
     return Vector(keys, out, pres).compact()
+
+
+def _bucket_quantile_steps(q: np.ndarray, bounds: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, bool]:
+    """`_bucket_quantile` for many steps at once: `bounds` (B,) strictly ascending, `counts`
+    (B, S) finite. Same operations in the same order, so the same floats; also whether
+    monotonicity was forced at any step."""
+    nb, steps = counts.shape
+    out = np.full(steps, np.nan)
+    if not np.isinf(bounds[-1]) or bounds[-1] < 0:
+        out[q < 0], out[q > 1] = -np.inf, np.inf
+        return out, False
+    counts = counts.copy()
+    prev = counts[0].copy()
+    for i in range(1, nb):  # correctPrecisionErrors (tolerance 1e-12)
+        cur = counts[i]
+        delta = np.abs(cur - prev)
+        moved = delta != 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fix = moved & (cur != 0) & (delta / cur <= 1e-12)
+        counts[i] = np.where(fix, prev, cur)
+        prev = np.where(moved & ~fix, cur, prev)
+    mono = np.maximum.accumulate(counts, axis=0)
+    valid = (q >= 0) & (q <= 1)
+    forced = bool(((mono != counts).any(axis=0) & valid).any())
+    counts = mono
+    obs = counts[-1]
+    rank = q * obs
+    b = (counts[:-1] < rank[None, :]).sum(axis=0)
+    cols = np.arange(steps)
+    prev_c = np.where(b > 0, counts[np.maximum(b - 1, 0), cols], 0.0)
+    start = np.where(b > 0, bounds[np.maximum(b - 1, 0)], 0.0)
+    end = bounds[np.minimum(b, nb - 1)]
+    c = counts[np.minimum(b, nb - 1), cols] - prev_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = start + (end - start) * ((rank - prev_c) / c)
+    res = np.where(b == 0, np.where(bounds[0] <= 0, bounds[0], res), res)
+    res = np.where(b == nb - 1, bounds[-2], res)
+    res = np.where(obs == 0, np.nan, res)
+    out = np.where(valid, res, out)
+    out[q < 0], out[q > 1] = -np.inf, np.inf
+    return out, forced
 
 
 def _bucket_quantile(q: float, bounds: np.ndarray, counts: np.ndarray) -> tuple[float, bool]:

@@ -9,6 +9,7 @@ timestamps are swapped for placeholders before parsing and mapped back here.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -119,6 +120,14 @@ class ParsedQuery:
         delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         ms = (delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000)
         return self.negative_ats.get(ms, ms)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_query(text: str) -> ParsedQuery:
+    """`ParsedQuery(text)` through a bounded LRU: rules evaluate the same expressions every
+    interval and dashboards repeat theirs. A ParsedQuery is never mutated once built, so one
+    instance is shared by concurrent evaluations; parse errors are not cached (raised anew)."""
+    return ParsedQuery(text)
 
 
 def duration_ms(td: dt.timedelta | None) -> int:

@@ -24,12 +24,35 @@ class Sample:
     value: float
 
 
-@dataclass
 class Series:
-    """One series of a range result: points as (seconds, value) pairs in time order."""
+    """One series of a range result: points as (seconds, value) pairs in time order.
 
-    labels: dict[str, str]
-    points: list[tuple[float, float]]
+    The engine builds it from arrays (`times_ms` int64, `values` float64) and the JSON encoder
+    reads those directly; the `points` tuples are only built when someone asks for them."""
+
+    __slots__ = ("_points", "labels", "times_ms", "values")
+
+    def __init__(self, labels: dict[str, str], points: list[tuple[float, float]] | None = None,
+                 times_ms: np.ndarray | None = None, values: np.ndarray | None = None) -> None:
+        self.labels = labels
+        self._points = points
+        if points is not None and times_ms is None:
+            times_ms = np.array([round(t * 1000) for t, _ in points], np.int64)
+            values = np.array([v for _, v in points], np.float64)
+        self.times_ms: np.ndarray = times_ms if times_ms is not None else np.empty(0, np.int64)
+        self.values: np.ndarray = values if values is not None else np.empty(0)
+
+    @property
+    def points(self) -> list[tuple[float, float]]:
+        if self._points is None:
+            self._points = list(zip((self.times_ms / 1000.0).tolist(), self.values.tolist(), strict=True))
+        return self._points
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Series) and self.labels == other.labels and self.points == other.points
+
+    def __repr__(self) -> str:
+        return f"Series({self.labels!r}, {len(self.values)} points)"
 
 
 @dataclass
@@ -45,6 +68,8 @@ class Result:
     ordered: bool = False
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+    # The step times (ms) of a range result: the encoder formats each of them once.
+    grid_ms: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_prometheus(self) -> dict[str, Any]:
         """The `data` object of Prometheus' /api/v1/query(_range) reply."""

@@ -65,16 +65,48 @@ class Range:
 
     def windows(self) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) sample index bounds, each (N, S): samples lo..hi-1 are in the window."""
-        keys = self.sel.keys()
-        hi = np.searchsorted(keys, self.sel.query_keys(self.ends), "right")
-        lo = np.searchsorted(keys, self.sel.query_keys(self.ends - self.range_ms), "right")
-        return lo, hi
+        cached = self.extra.get("windows")
+        if cached is None:
+            cached = self.extra["windows"] = (upto(self.sel, self.ends - self.range_ms),
+                                              upto(self.sel, self.ends))
+        return cached  # type: ignore[return-value]
+
+
+def upto(sel: Selection, times: np.ndarray) -> np.ndarray:
+    """(N, S) flat index, per series i and time s, of the first sample of i after times[s]
+    (a 'right' search of every (series, time) pair).
+
+    Counts instead of searching: each sample finds its step in the short sorted `times` array,
+    a bincount per (series, step) and a running sum along the steps give every bound in
+    O(samples + N x S), where a search over all samples per pair is O(N x S x log samples)."""
+    n, steps = len(sel.labels), len(times)
+    times = np.asarray(times, np.int64)
+    if n == 0 or steps == 0:
+        return np.zeros((n, steps), np.int64)
+    if steps > 1 and bool((times[1:] < times[:-1]).any()):
+        return np.searchsorted(sel.keys(), sel.query_keys(times), "right")
+    counts = np.diff(sel.starts)
+    step = int(times[1] - times[0]) if steps > 1 else 0
+    if step > 0 and bool((times[1:] - times[:-1] == step).all()):
+        # a regular grid: the first step at or after each sample is a ceiling division
+        pos = sel.ts - (int(times[0]) - step + 1)
+        pos //= step
+        np.clip(pos, 0, steps, out=pos)
+    else:
+        pos = np.searchsorted(times, sel.ts, "left")  # the first step at or after each sample
+    pos += np.repeat(np.arange(0, n * (steps + 1), steps + 1, dtype=np.int64), counts)
+    hist = np.bincount(pos, minlength=n * (steps + 1)).reshape(n, steps + 1)[:, :steps]
+    out = np.cumsum(hist, axis=1)
+    out += sel.starts[:-1, None]
+    return out
 
 
 Value = Vector | Scalar | String | Range
 
 
 def drop_name(labels: Labels) -> Labels:
+    if labels and labels[0][0] == "__name__":  # sorted: first unless a name starts A-Z
+        return labels[1:]
     return tuple(p for p in labels if p[0] != "__name__")
 
 

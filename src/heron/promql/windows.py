@@ -55,63 +55,107 @@ def _first_last(r: Range) -> tuple[np.ndarray, ...]:
     return lo, hi, n, first, last
 
 
+BLOCK = 1 << 15  # (series, step) pairs per block: a block's temporaries stay in the CPU cache
+
+
+def row_blocks(rows: int, steps: int) -> list[tuple[int, int]]:
+    """Row ranges of about BLOCK pairs each."""
+    per = max(1, BLOCK // max(steps, 1))
+    return [(a, min(rows, a + per)) for a in range(0, rows, per)]
+
+
 def extrapolated(r: Range, is_counter: bool, is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Prometheus' extrapolatedRate for rate/increase/delta."""
-    _, _, n, first, last = _first_last(r)
+    """Prometheus' extrapolatedRate for rate/increase/delta.
+
+    Every window is read through its first and last sample index; counter resets inside a
+    window come from a running sum of the values before each drop. The arithmetic runs in
+    place over blocks of series small enough to stay in the CPU cache."""
+    lo, hi = r.windows()
     ts, vs = r.sel.ts, r.sel.values
-    present = n >= 2
+    present = (hi - lo) >= 2
     if len(ts) == 0:
-        return np.full(n.shape, np.nan), present
-    first_v, last_v = vs[first], vs[last]
-    first_t, last_t = ts[first], ts[last]
-    result = last_v - first_v
-    if is_counter:
+        return np.full(lo.shape, np.nan), present
+    csum = None
+    if is_counter and len(vs) > 1:
         # Counter resets: add the value before every drop inside the window.
-        drops = np.zeros(len(vs))
-        if len(vs) > 1:
-            prev = vs[:-1]
-            dropped = vs[1:] < prev
+        prev = vs[:-1]
+        dropped = vs[1:] < prev
+        if dropped.any():
+            drops = np.zeros(len(vs))
             drops[1:] = np.where(dropped, prev, 0.0)
-        sidx_starts = r.sel.starts[:-1]
-        drops[sidx_starts[sidx_starts < len(vs)]] = 0.0
-        csum = np.cumsum(drops)
-        corr = csum[last] - csum[first]
-        result = result + corr
+            sidx_starts = r.sel.starts[:-1]
+            drops[sidx_starts[sidx_starts < len(vs)]] = 0.0
+            csum = np.cumsum(drops)
+    out = np.empty(lo.shape)
     ends = r.ends[None, :]
     range_start = ends - r.range_ms
-    dur_start = (first_t - range_start) / 1000.0
-    dur_end = (ends - last_t) / 1000.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        sampled = (last_t - first_t) / 1000.0
-        avg_dur = sampled / np.maximum(n - 1, 1)
-        threshold = avg_dur * 1.1
-        dur_start = np.where(dur_start >= threshold, avg_dur / 2, dur_start)
-        if is_counter:
-            to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), dur_start)
-            dur_start = np.minimum(dur_start, to_zero)
-        dur_end = np.where(dur_end >= threshold, avg_dur / 2, dur_end)
-        factor = (sampled + dur_start + dur_end) / sampled
-        if is_rate:
-            factor = factor / (r.range_ms / 1000.0)
-        result = result * factor
-    return np.where(present, result, np.nan), present
+        for a, b in row_blocks(lo.shape[0], lo.shape[1]):
+            out[a:b] = _extrapolate_block(lo[a:b], hi[a:b], ts, vs, csum, ends, range_start,
+                                          r.range_ms, is_counter, is_rate)
+    out[~present] = np.nan
+    return out, present
+
+
+def _extrapolate_block(lo: np.ndarray, hi: np.ndarray, ts: np.ndarray, vs: np.ndarray,
+                       csum: np.ndarray | None, ends: np.ndarray, range_start: np.ndarray,
+                       range_ms: int, is_counter: bool, is_rate: bool) -> np.ndarray:
+    n = hi - lo
+    first = np.minimum(lo, len(vs) - 1)
+    last = hi - 1  # -1 where a series has no sample yet: a valid index, masked out by the caller
+    first_v = vs[first]
+    result = vs[last]
+    result -= first_v
+    if csum is not None:
+        corr = csum[last]
+        corr -= csum[first]
+        result += corr
+    first_t = ts[first]
+    last_t = ts[last]
+    sampled = np.subtract(last_t, first_t).astype(np.float64)
+    sampled /= 1000.0
+    dur_start = (first_t - range_start).astype(np.float64)
+    dur_start /= 1000.0
+    dur_end = np.subtract(ends, last_t).astype(np.float64)
+    dur_end /= 1000.0
+    n -= 1
+    np.maximum(n, 1, out=n)
+    avg_dur = sampled / n
+    threshold = avg_dur * 1.1
+    avg_dur /= 2  # now half the average interval, what an extrapolation past a gap adds
+    np.copyto(dur_start, avg_dur, where=dur_start >= threshold)
+    if is_counter:
+        # min(dur_start, time to reach zero) where the counter would cross zero
+        to_zero = first_v / result
+        to_zero *= sampled
+        np.copyto(dur_start, to_zero, where=(result > 0) & (first_v >= 0) & (to_zero < dur_start))
+    np.copyto(dur_end, avg_dur, where=dur_end >= threshold)
+    factor = sampled + dur_start
+    factor += dur_end
+    factor /= sampled
+    if is_rate:
+        factor /= range_ms / 1000.0
+    result *= factor
+    return result
 
 
 def instant_delta(r: Range, is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
     """irate / idelta: the last two samples of each window."""
-    _, _, n, _, last = _first_last(r)
+    lo, hi = r.windows()
     ts, vs = r.sel.ts, r.sel.values
-    present = n >= 2
+    present = (hi - lo) >= 2
     if len(ts) == 0:
-        return np.full(n.shape, np.nan), present
-    prev = np.where(present, last - 1, 0)
+        return np.full(lo.shape, np.nan), present
+    last = hi - 1  # indexes outside a window are only read where the result is masked out
+    prev = np.maximum(hi - 2, 0)
     lv, pv = vs[last], vs[prev]
     result = lv - pv
     if is_rate:
-        result = np.where(lv < pv, lv, result)  # counter reset
+        np.copyto(result, lv, where=lv < pv)  # counter reset
         with np.errstate(divide="ignore", invalid="ignore"):
-            result = result / ((ts[last] - ts[prev]) / 1000.0)
-    return np.where(present, result, np.nan), present
+            result /= (ts[last] - ts[prev]) / 1000.0
+    result[~present] = np.nan
+    return result, present
 
 
 def count(r: Range) -> tuple[np.ndarray, np.ndarray]:
@@ -357,32 +401,42 @@ def ts_reducer(which: str) -> Reducer:
 
 def minmax(r: Range, op: str) -> tuple[np.ndarray, np.ndarray]:
     """min/max_over_time through a sparse table: every window is two overlapping power-of-two
-    blocks, so the cost is O(samples x log(width)) whatever the window overlap."""
+    blocks, so the cost is O(samples x log(width)) whatever the window overlap. Built and read
+    per block of series (cache-sized), with the levels stacked so each block is two gathers."""
     lo, hi = r.windows()
-    n = hi - lo
-    present = n > 0
+    present = hi > lo
     vals = r.sel.values
+    out = np.full(lo.shape, np.nan)
     if len(vals) == 0 or not present.any():
-        return np.full(n.shape, np.nan), present
+        return out, present
     f = np.fmax if op == "max" else np.fmin
-    width = int(n.max())
-    levels = [vals]
-    k = 1
-    while 2 * k <= width:
-        prev = levels[-1]
-        nxt = prev.copy()
-        nxt[:len(prev) - k] = f(prev[:len(prev) - k], prev[k:])
-        levels.append(nxt)
-        k *= 2
-    nn = np.maximum(n, 1)
-    lvl = np.floor(np.log2(nn)).astype(np.int64)
-    out = np.full(n.shape, np.nan)
-    for j, table in enumerate(levels):
-        sel = present & (lvl == j)
-        if sel.any():
-            a = lo[sel]
-            b = hi[sel] - (1 << j)
-            out[sel] = f(table[a], table[b])
+    starts = r.sel.starts
+    for a, b in row_blocks(lo.shape[0], lo.shape[1]):
+        s0, s1 = int(starts[a]), int(starts[b])
+        if s1 == s0:
+            continue
+        v = vals[s0:s1]
+        m = len(v)
+        blo, bhi = lo[a:b] - s0, hi[a:b] - s0
+        n = bhi - blo
+        width = int(n.max())
+        if width <= 0:
+            continue
+        levels = [v]
+        k = 1
+        while 2 * k <= width:
+            prev = levels[-1]
+            nxt = prev.copy()
+            f(prev[:m - k], prev[k:], out=nxt[:m - k])
+            levels.append(nxt)
+            k *= 2
+        table = np.concatenate(levels) if len(levels) > 1 else v
+        lvl = (np.frexp(np.maximum(n, 1))[1] - 1).astype(np.int64)  # floor(log2(n)), exact
+        base = lvl * m
+        i1 = base + np.minimum(blo, m - 1)
+        i2 = base + np.clip(bhi - (np.int64(1) << lvl), 0, m - 1)
+        res = f(table[i1], table[i2])
+        out[a:b] = np.where(n > 0, res, np.nan)
     return out, present
 
 
