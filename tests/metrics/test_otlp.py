@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import time
+from pathlib import Path
 
 import httpx
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -172,3 +173,38 @@ async def test_cumulative_counter_reset_after_sdk_restart(heron: Heron, client: 
     rows = [r for r in await samples(heron) if r["metric"] == "orders_total"]
     values = [r["value"] for r in rows]
     assert values == [10.0, 15.0, 2.0]
+
+
+async def test_delta_totals_continue_after_a_restart(tmp_path: Path) -> None:
+    """Running totals of delta sums are rebuilt from storage: after a restart the counter goes on
+    (2, 7, then 10), it does not start again from 3 (which queries would read as a reset)."""
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, self_scrape=False)
+    now = time.time_ns()
+
+    def delta(value: int, k: int) -> bytes:
+        req = ExportMetricsServiceRequest()
+        m = req.resource_metrics.add().scope_metrics.add().metrics.add()
+        m.name = "restarts.jobs"
+        m.sum.is_monotonic, m.sum.aggregation_temporality = True, 1  # DELTA
+        p = m.sum.data_points.add(as_int=value, time_unix_nano=now + k * 1_000_000_000)
+        p.start_time_unix_nano = p.time_unix_nano - 1_000_000_000
+        return req.SerializeToString()
+
+    k = 0
+    for values in ((2, 5), (3,)):
+        heron = Heron(config)  # type: ignore[arg-type]
+        await heron.start()
+        try:
+            transport = httpx.ASGITransport(app=heron.app())
+            async with httpx.AsyncClient(transport=transport, base_url="http://h", headers=ADMIN) as client:
+                for v in values:
+                    r = await client.post("/v1/metrics", content=delta(v, k),
+                                          headers={"Content-Type": "application/x-protobuf"})
+                    assert r.status_code == 200, r.text
+                    k += 1
+            rows = [r["value"] for r in await samples(heron) if r["metric"] == "restarts_jobs_total"]
+        finally:
+            await heron.stop()
+    assert rows == [2.0, 7.0, 10.0]

@@ -45,7 +45,7 @@ def _decode(body: bytes, ctype: str | None, encoding: str | None) -> Converted:
 def _deltas(heron: Heron) -> DeltaToCumulative:
     acc = getattr(heron, "_otlp_delta", None)
     if acc is None:
-        acc = DeltaToCumulative()
+        acc = DeltaToCumulative(storage=heron.storage, flush=heron.pipeline.flush)
         heron._otlp_delta = acc  # type: ignore[attr-defined]
     return acc
 
@@ -69,7 +69,8 @@ async def metrics(request: Request) -> Response:
     response = ExportMetricsServiceResponse()
     rejected, errors = conv.rejected, list(conv.errors)
     if conv.series:
-        values = _deltas(heron).apply(conv)
+        # In a thread: the first delta of a series may read its last total from storage.
+        values = await asyncio.get_running_loop().run_in_executor(None, _deltas(heron).apply, conv)
         extra = {}
         if conv.metadata:
             rows = [(name, *meta) for name, meta in conv.metadata.items()]

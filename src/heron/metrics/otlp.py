@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from heron.metrics.model import STALE_NAN, Labels
+from heron.metrics.model import STALE_NAN, Labels, series_id
+from heron.storage.base import Storage
 from heron.traces.attributes import any_value
 
 UNITS = {"d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
@@ -215,12 +217,20 @@ def _fmt_le(v: float) -> str:
 
 
 class DeltaToCumulative:
-    """Running totals for delta series, so they are stored as Prometheus counters."""
+    """Running totals for delta series, so they are stored as Prometheus counters.
 
-    def __init__(self, max_series: int = 1_000_000) -> None:
+    A series this process has no total for (first seen since start, or dropped when the table
+    was full) continues from the last value stored for it, so a restart does not start the
+    counters again from 0 (which a query would read as a reset). The first lookup waits until
+    everything acknowledged (the WAL replayed at start included) is in storage."""
+
+    def __init__(self, max_series: int = 1_000_000, storage: Storage | None = None,
+                 flush: Callable[[], None] | None = None) -> None:
         self._totals: dict[Labels, tuple[float, int]] = {}
         self._lock = threading.Lock()
         self.max_series = max_series
+        self.storage, self.flush = storage, flush
+        self._synced = False
 
     def apply(self, c: Converted) -> np.ndarray:
         values = np.asarray(c.values, dtype=np.float64)
@@ -228,6 +238,7 @@ class DeltaToCumulative:
             return values
         with self._lock:
             order = sorted((i for i, d in enumerate(c.delta) if d), key=lambda i: c.ts[i])
+            self._load({c.series[i] for i in order} - self._totals.keys())
             for i in order:
                 s = c.series[i]
                 total, last = self._totals.get(s, (0.0, -1))
@@ -239,5 +250,23 @@ class DeltaToCumulative:
                 values[i] = total
                 if len(self._totals) >= self.max_series and s not in self._totals:
                     self._totals.clear()
+                    self._synced = False  # totals written since may not be in storage yet
                 self._totals[s] = (total, max(last, c.ts[i]))
         return values
+
+    def _load(self, missing: set[Labels]) -> None:
+        if self.storage is None or not missing:
+            return
+        if not self._synced and self.flush is not None:
+            self.flush()
+            self._synced = True
+        by_id = {series_id(s): s for s in missing}
+        ids = list(by_id)
+        db = self.storage.database
+        for k in range(0, len(ids), 10_000):
+            chunk = ",".join(str(i) for i in ids[k:k + 10_000])
+            t = self.storage.execute(
+                f"SELECT series_id, argMax(value, ts) AS v, max(ts) AS t FROM `{db}`.metric_samples "
+                f"WHERE series_id IN ({chunk}) AND NOT isNaN(value) GROUP BY series_id")
+            for sid, v, ts in zip(*(t.column(n).to_pylist() for n in ("series_id", "v", "t")), strict=True):
+                self._totals[by_id[sid]] = (float(v), int(ts))
