@@ -1,7 +1,7 @@
 """Remote-write ingest: Heron vs the real Prometheus receiver, same payloads, same machine.
 
     python bench/remote_write.py [--series 10000 100000] [--rounds 3] [--batch 2000] [--concurrency 4]
-                                 [--settle 3]
+                                 [--settle 3] [--decode-workers 0 1]
 
 For each series count, the same snappy WriteRequests (`--batch` series x 1 sample each, as
 Prometheus' queue manager sends them) are POSTed `--rounds` times with increasing timestamps:
@@ -9,12 +9,15 @@ round 1 creates the series, later rounds append to known ones. Printed: samples/
 (Heron: durable in its WAL, fsynced; Prometheus: appended to its head and WAL) and the ratio.
 Prometheus runs with --web.enable-remote-write-receiver; Heron is a real `heron up` process. Both
 run at once; rounds alternate between them, with `--settle` seconds of quiet before each.
+`--decode-workers 0 1` runs one Heron per value (HERON_DECODE_WORKERS: decoding in that many
+worker processes; 0 = in a thread), all side by side with the same Prometheus.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -101,33 +104,45 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--settle", type=float, default=3.0, help="seconds of quiet before each measured round")
+    ap.add_argument("--decode-workers", type=int, nargs="+", default=[0],
+                    help="one Heron per value: remote-write decoding in N worker processes (0: a thread)")
     args = ap.parse_args()
-    print(f"{'series':>8} {'round':>6} {'heron samples/s':>16} {'prometheus samples/s':>21} {'ratio':>6}")
+    print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
+    print(f"{'series':>8} {'round':>6} {'heron':>8} {'heron samples/s':>16} {'prometheus samples/s':>21} "
+          f"{'ratio':>6} {'load1':>6}")
     for n in args.series:
         now = int(time.time() * 1000) - 3_600_000
         rounds = [payloads(n, args.batch, now + r * 15_000) for r in range(args.rounds)]
-        results: dict[str, list[float]] = {"heron": [], "prometheus": []}
-        heron = HeronProcess(config={"self_scrape": False,
-                                     "limits": {"metrics": {"max_series": 0, "max_series_per_metric": 0}}})
+        herons = {f"w={w}": HeronProcess(config={"self_scrape": False, "limits": {"metrics": {
+            "max_series": 0, "max_series_per_metric": 0}}}, env={"HERON_DECODE_WORKERS": str(w)})
+            for w in args.decode_workers}
+        results: dict[str, list[float]] = {name: [] for name in [*herons, "prometheus"]}
+        loads: list[str] = []
         warmup = payloads(100, 100, now - 60_000, job="warmup")  # first-request costs out of the figures
-        # Both receivers run side by side and each round goes to one then the other, so a change
-        # in machine load hits both alike.
-        with heron, Prometheus() as prom:
-            targets = [("heron", heron.url + "/api/v1/write", heron.headers),
-                       ("prometheus", f"http://127.0.0.1:{prom.port}/api/v1/write", {})]
+        # All receivers run side by side and each round goes to one then the other, so a change
+        # in machine load hits them alike.
+        with contextlib.ExitStack() as stack:
+            for h in herons.values():
+                stack.enter_context(h)
+            prom = stack.enter_context(Prometheus())
+            targets = [(name, h.url + "/api/v1/write", h.headers) for name, h in herons.items()]
+            targets.append(("prometheus", f"http://127.0.0.1:{prom.port}/api/v1/write", {}))
             for _, url, headers in targets:
                 asyncio.run(send(url, headers, warmup, 1))
             for r, bodies in enumerate(rounds):
+                loads.append(Path("/proc/loadavg").read_text().split()[0])
                 for name, url, headers in (targets if r % 2 == 0 else targets[::-1]):
                     time.sleep(args.settle)  # the other's background work (inserts, head) settles
                     results[name].append(asyncio.run(send(url, headers, bodies, args.concurrency)))
-        shutil.rmtree(heron.data_dir, ignore_errors=True)
-        for r in range(args.rounds):
-            h, p = n / results["heron"][r], n / results["prometheus"][r]
-            print(f"{n:>8} {r + 1:>6} {h:>16,.0f} {p:>21,.0f} {h / p:>6.2f}")
-        th = n * args.rounds / sum(results["heron"])
+        for h in herons.values():
+            shutil.rmtree(h.data_dir, ignore_errors=True)
         tp = n * args.rounds / sum(results["prometheus"])
-        print(f"{n:>8} {'all':>6} {th:>16,.0f} {tp:>21,.0f} {th / tp:>6.2f}")
+        for name in herons:
+            for r in range(args.rounds):
+                h, p = n / results[name][r], n / results["prometheus"][r]
+                print(f"{n:>8} {r + 1:>6} {name:>8} {h:>16,.0f} {p:>21,.0f} {h / p:>6.2f} {loads[r]:>6}")
+            th = n * args.rounds / sum(results[name])
+            print(f"{n:>8} {'all':>6} {name:>8} {th:>16,.0f} {tp:>21,.0f} {th / tp:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -268,3 +268,33 @@ def test_vectorized_label_decoder_equals_protobuf_and_model_series_id() -> None:
     raw = b"\x0a" + bytes([len(ts_body)]) + ts_body
     out = rw.decode_write_request(raw, "identity")
     assert out.series == [(("__name__", "x"),)] and out.ts.tolist() == [5]
+
+
+async def test_decoding_in_a_worker_process(heron: Heron, client: httpx.AsyncClient,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """HERON_DECODE_WORKERS=1: large requests decode in a spawned process; values and the
+    400 message for a malformed body are the same as in-process."""
+    import hashlib
+    import random
+
+    from heron.metrics import remote_write_pool
+
+    monkeypatch.setenv("HERON_DECODE_WORKERS", "1")
+    now = int(time.time() * 1000)
+    series = [({"__name__": "pool_metric", "i": str(i), "pad": hashlib.sha256(str(i).encode()).hexdigest()},
+               [(now, float(i))]) for i in range(600)]
+    body = write_request(series)
+    assert len(body) >= remote_write_pool.MIN_BODY
+    try:
+        r = await client.post("/api/v1/write", content=body, headers=HEADERS)
+        assert r.status_code == 204, r.text
+        rows = [r for r in await samples(heron) if r["metric"] == "pool_metric"]
+        assert sorted(r["value"] for r in rows) == [float(i) for i in range(600)]
+        noise = random.Random(1).randbytes(20_000)  # incompressible: large enough for the worker
+        bad = bytes(cramjam.snappy.compress_raw(b"\x0a\xff\xff\xff\x0f" + noise))
+        assert len(bad) >= remote_write_pool.MIN_BODY
+        r = await client.post("/api/v1/write", content=bad, headers=HEADERS)
+        assert r.status_code == 400 and "protobuf" in r.text
+        assert remote_write_pool._pool is not None  # the worker answered both
+    finally:
+        remote_write_pool.shutdown()

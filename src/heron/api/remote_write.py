@@ -12,8 +12,6 @@ that will never succeed (the sender drops it), 429/503 with Retry-After when Her
 
 from __future__ import annotations
 
-import asyncio
-
 import pyarrow as pa
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -21,18 +19,13 @@ from starlette.routing import BaseRoute, Route
 
 from heron.api import backpressure, heron_of, requires
 from heron.exceptions import Backpressure, BadRequest, PipelineClosed
+from heron.metrics import remote_write_pool
 from heron.metrics.exemplars import exemplar_table
 from heron.metrics.limits import limiter_of
-from heron.metrics.remote_write import DecodedWrite, decode_write_request, decompress
-from heron.metrics.remote_write_v2 import PROTO_V2, decode_v2, proto_of
+from heron.metrics.remote_write_pool import decode_async
+from heron.metrics.remote_write_v2 import PROTO_V2, proto_of
 from heron.metrics.writer import METADATA_SCHEMA
 from heron.server import Heron
-
-
-def _decode(body: bytes, encoding: str, proto: str) -> DecodedWrite:
-    if proto == PROTO_V2:
-        return decode_v2(decompress(body, encoding))
-    return decode_write_request(body, encoding)
 
 
 @requires("ingest")
@@ -44,8 +37,7 @@ async def write(request: Request) -> Response:
         return PlainTextResponse(f"{exc}\n", 415)
     body = await request.body()
     try:
-        decoded = await asyncio.get_running_loop().run_in_executor(
-            None, _decode, body, request.headers.get("content-encoding", "snappy"), proto)
+        decoded = await decode_async(body, request.headers.get("content-encoding", "snappy"), proto)
     except BadRequest as exc:
         heron.metrics.ingest_rejected.labels("metrics", "bad_request").inc()
         return PlainTextResponse(f"{exc}\n", 400)
@@ -79,4 +71,5 @@ async def write(request: Request) -> Response:
 
 
 def routes(heron: Heron) -> list[BaseRoute]:
+    remote_write_pool.start()
     return [Route("/api/v1/write", write, methods=["POST"])]

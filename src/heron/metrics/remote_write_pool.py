@@ -1,0 +1,73 @@
+"""Remote-write decoding in worker processes (ARCHITECTURE.md's plan), off by default.
+
+Decoding in a thread holds the GIL for its Python parts, so the event loop and the WAL writer
+wait on it. A worker process decodes on another core and sends back the DecodedWrite pickled
+(protocol 5: numpy arrays as buffers, repeated label strings memoized); unpickling 2 000 new
+series costs the server ~10x less than decoding them. Each worker keeps its own label cache.
+Enabled with HERON_DECODE_WORKERS=N (N processes); bench/remote_write.py --decode-workers
+measures it side by side (on a 2-core machine it did not pay off; see docs/metrics-ingest.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+
+from heron.metrics.remote_write import DecodedWrite, decode_write_request, decompress
+from heron.metrics.remote_write_v2 import PROTO_V2, decode_v2
+
+MIN_BODY = 16 << 10  # smaller requests decode faster than a round trip to a worker
+
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def decode(body: bytes, encoding: str, proto: str) -> DecodedWrite:
+    if proto == PROTO_V2:
+        return decode_v2(decompress(body, encoding))
+    return decode_write_request(body, encoding)
+
+
+def workers() -> int:
+    try:
+        return max(0, int(os.environ.get("HERON_DECODE_WORKERS", "0")))
+    except ValueError:
+        return 0
+
+
+def _get_pool(n: int) -> concurrent.futures.ProcessPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            # spawn: the server has threads (chDB, WAL), which fork would copy in a bad state.
+            _pool = concurrent.futures.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+            for _ in range(n):  # start the workers (imports take seconds) before the first request
+                _pool.submit(decode_write_request, b"", "identity")
+        return _pool
+
+
+def start() -> None:
+    """Start the workers now when enabled (called when the routes are built)."""
+    if workers():
+        _get_pool(workers())
+
+
+def shutdown() -> None:
+    global _pool
+    with _lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True, cancel_futures=True)
+            _pool = None
+
+
+async def decode_async(body: bytes, encoding: str, proto: str) -> DecodedWrite:
+    """Decode off the event loop: in a worker process when enabled and the body is large, else
+    in a thread."""
+    loop = asyncio.get_running_loop()
+    n = workers()
+    if n and len(body) >= MIN_BODY:
+        return await loop.run_in_executor(_get_pool(n), decode, body, encoding, proto)
+    return await loop.run_in_executor(None, decode, body, encoding, proto)
