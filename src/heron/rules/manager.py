@@ -151,6 +151,7 @@ class GroupRun:
 
     out: list[OutSample] = field(default_factory=list)
     errors: list[Any] = field(default_factory=list)
+    started: float = 0.0  # perf_counter when a pool thread took the group (queueing excluded)
     total: float = 0.0
     query: float = 0.0
     write: float = 0.0
@@ -295,14 +296,13 @@ class RuleManager:
     async def evaluate(self, g: Group, ts_ms: int, restore: bool = False) -> GroupRun:
         """One evaluation of a group at `ts_ms`: rules, writes, for-state restore, notifications."""
         loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
         run = await loop.run_in_executor(self.executor, self._run, g, ts_ms, restore)
         n = len(run.out)
         if run.out:  # one pipeline submit for the group's samples (chained ones went already)
             w0 = time.perf_counter()
             await self.write(run.out)
             run.write += time.perf_counter() - w0
-        run.total = time.perf_counter() - t0
+        run.total = time.perf_counter() - run.started
         self.last_runs[g.key] = run
         self.m_duration.labels(g.key).set(run.total)
         self.m_last.labels(g.key).set(ts_ms / 1000)
@@ -321,7 +321,7 @@ class RuleManager:
 
     def _run(self, g: Group, ts_ms: int, restore: bool) -> GroupRun:
         """The rules of `g` in an evaluation thread, timed; returns the samples still to write."""
-        run = GroupRun()
+        run = GroupRun(started=time.perf_counter())
 
         def query(expr: str, t: float) -> list[QuerySample]:
             q0 = time.perf_counter()
