@@ -8,7 +8,10 @@ dashboards to Heron.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +25,8 @@ from starlette.templating import Jinja2Templates
 
 from heron.api import heron_of, requires
 from heron.auth import API
-from heron.ui import session
+from heron.exceptions import BadRequest
+from heron.ui import logsearch, session, tracesearch
 from heron.ui.grafana import DashboardError, panel_count, parse
 from heron.ui.markdown import MAX_CHARS as MAX_MARKDOWN
 from heron.ui.markdown import render_tree
@@ -31,6 +35,7 @@ from heron.ui.store import DashboardStore
 if TYPE_CHECKING:
     from heron.server import Heron
 
+log = logging.getLogger("heron.ui")
 UI_DIR = Path(__file__).resolve().parents[1] / "ui"
 templates = Jinja2Templates(directory=str(UI_DIR / "templates"))
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -46,6 +51,7 @@ SECURITY_HEADERS = {
 NAV = [("overview", "/", "Overview"), ("explore", "/explore", "Explore"),
        ("dashboards", "/dashboards", "Dashboards"), ("alerts", "/alerts", "Alerts"),
        ("silences", "/silences", "Silences"), ("targets", "/targets", "Targets"),
+       ("logs", "/logs", "Logs"), ("traces", "/traces", "Traces"),
        ("issues", "/issues", "Issues"), ("settings", "/settings", "Settings")]
 
 
@@ -195,6 +201,73 @@ async def markdown(request: Request) -> Response:
     return JSONResponse({"tree": render_tree(text)})
 
 
+# --- logs and traces search ---------------------------------------------------------------------
+
+def _range_ns(request: Request) -> tuple[int, int]:
+    """start/end query parameters in unix seconds (default: the last hour)."""
+    now = time.time()
+    out = []
+    for name, default in (("start", now - 3600), ("end", now)):
+        raw = request.query_params.get(name, "")
+        try:
+            v = float(raw) if raw else default
+        except ValueError:
+            raise BadRequest(f"{name}: {raw[:40]!r} is not unix seconds") from None
+        if not math.isfinite(v) or v < 0 or v > 1e11:
+            raise BadRequest(f"{name}: out of range")
+        out.append(int(v * 1e9))
+    if out[0] > out[1]:
+        raise BadRequest("start must not be after end")
+    return out[0], out[1]
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise BadRequest(f"{name}: must be a positive integer")
+    return int(raw)
+
+
+async def _search(request: Request, fn: Any) -> Response:
+    try:
+        call = fn()
+        data = await asyncio.get_running_loop().run_in_executor(None, call)
+    except BadRequest as exc:
+        return JSONResponse({"status": "error", "error": str(exc)}, 400)
+    except Exception as exc:  # e.g. a regular expression RE2 refuses: say so, briefly
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        log.warning("ui search failed: %s", first)
+        return JSONResponse({"status": "error", "error": "query failed: " + first}, 422)
+    return JSONResponse({"status": "success", "data": data})
+
+
+@requires(API, reply="json")
+async def search_logs(request: Request) -> Response:
+    storage, q = heron_of(request).storage, request.query_params
+
+    def prepare() -> Any:
+        start, end = _range_ns(request)
+        limit = _int(request, "limit", 500)
+        return lambda: logsearch.search(storage, q.get("query", ""), start, end, limit,
+                                        q.get("service", ""), q.get("level", ""))
+    return await _search(request, prepare)
+
+
+@requires(API, reply="json")
+async def search_traces(request: Request) -> Response:
+    storage, q = heron_of(request).storage, request.query_params
+
+    def prepare() -> Any:
+        start, end = _range_ns(request)
+        limit = _int(request, "limit", 50)
+        return lambda: tracesearch.search(storage, start, end, q.get("service", ""), q.get("operation", ""),
+                                          q.get("min_duration", ""), q.get("max_duration", ""),
+                                          q.get("errors", "") in ("1", "true"), limit)
+    return await _search(request, prepare)
+
+
 # --- settings: API tokens -----------------------------------------------------------------------
 
 @requires("admin", reply="json")
@@ -266,6 +339,9 @@ def routes(heron: Heron) -> list[BaseRoute]:
         ("/issues", "issues.html", "issues", "Issues"),
         ("/issues/{issue_id}", "issue.html", "issues", "Issue"),
         ("/settings", "settings.html", "settings", "Settings"),
+        ("/logs", "logs.html", "logs", "Logs"),
+        ("/traces", "traces.html", "traces", "Traces"),
+        ("/traces/{trace_id}", "trace.html", "traces", "Trace"),
     ]
     out: list[BaseRoute] = [Route(path, page(tpl, name, title), methods=["GET"])
                             for path, tpl, name, title in pages]
@@ -281,6 +357,8 @@ def routes(heron: Heron) -> list[BaseRoute]:
         Route("/api/heron/dashboards/{uid}", dashboard_delete, methods=["DELETE"]),
         Route("/api/heron/notifications", notifications, methods=["GET"]),
         Route("/api/heron/markdown", markdown, methods=["POST"]),
+        Route("/api/heron/search/logs", search_logs, methods=["GET"]),
+        Route("/api/heron/search/traces", search_traces, methods=["GET"]),
         Route("/api/heron/tokens", tokens_list, methods=["GET"]),
         Route("/api/heron/tokens", tokens_create, methods=["POST"]),
         Route("/api/heron/tokens/{name}", tokens_revoke, methods=["DELETE"]),

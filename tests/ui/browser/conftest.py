@@ -15,6 +15,7 @@ import yaml
 from heron.testing import HeronProcess
 from tests.notify.recorder import Recorder
 from tests.ui.helpers import CHROMIUM, SCREENSHOTS, launch, login, push
+from tests.ui.otel import send as send_otel
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">"><script>window.__pwned=2</script>'
 
@@ -43,6 +44,7 @@ class Env:
     heron: HeronProcess
     hook: Recorder
     apis: dict[str, bool] = field(default_factory=dict)
+    otel: dict[str, str] = field(default_factory=dict)  # ids of the logs and traces sent by the OTel SDK
 
     def has(self, path: str) -> bool:
         return self.apis.get(path, False)
@@ -66,7 +68,7 @@ def ui_env() -> Iterator[Env]:
     try:
         heron.start()
         push(heron.url, heron.headers, _demo_series(int(time.time() * 1000)))
-        env = Env(heron, hook)
+        env = Env(heron, hook, otel=send_otel(heron.otlp_url, heron.headers, HOSTILE))
         with heron.client() as c:
             for path in ("/api/v1/query?query=1", "/api/v1/query_range?query=1&start=0&end=60&step=15",
                          "/api/v1/label/job/values", "/api/v1/labels", "/api/v1/series?match[]=up",

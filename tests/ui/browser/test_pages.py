@@ -8,7 +8,7 @@ from tests.ui.browser.conftest import Env, Tab, missing
 
 pytestmark = pytest.mark.peer
 
-PAGES = [("/", "overview"), ("/explore?q=sum%20by%20(status)%20(rate(http_requests_total%5B5m%5D))&range=1h",
+PAGES = [("/", "overview"), ("/logs", "logs-page"), ("/traces", "traces-page"), ("/explore?q=sum%20by%20(status)%20(rate(http_requests_total%5B5m%5D))&range=1h",
          "explore"), ("/dashboards", "dashboards"), ("/dashboards/import", "import"),
          ("/d/heron-app-performance", "dashboard-app-performance"), ("/alerts", "alerts"),
          ("/silences", "silences"), ("/targets", "targets"), ("/issues", "issues"), ("/settings", "settings")]

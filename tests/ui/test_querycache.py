@@ -1,0 +1,74 @@
+"""The query_range results cache in front of the Prometheus API (heron.ui.querycache)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import numpy as np
+
+from heron.metrics.model import labels_from
+from heron.server import Heron
+from heron.ui.querycache import QueryCache
+
+
+def test_key_only_for_numeric_ranges_that_ended() -> None:
+    c = QueryCache(ttl=60, recent_ttl=10)
+    now = 10_000.0
+    old = c.key("/api/v1/query_range", b"query=up&start=1000&end=2000&step=60", now)
+    assert old is not None and old[1] == 60
+    recent = c.key("/api/v1/query_range", b"query=up&start=9000&end=9900&step=60", now)
+    assert recent is not None and recent[1] == 10  # may still get late samples: short TTL
+    assert c.key("/api/v1/query_range", b"query=up&start=9000&end=10060&step=60", now) is None  # ends in the future
+    assert c.key("/api/v1/query_range", b"query=up&start=2020-01-01T00:00:00Z&end=2000&step=60", now) is None
+    assert c.key("/api/v1/query_range", b"query=up&start=1&end=2&step=1m", now) is None  # only numeric
+    assert c.key("/api/v1/query_range", b"query=up&query=down&start=1&end=2&step=1", now) is None  # repeated
+    assert c.key("/api/v1/query", b"query=up&time=5000", now) is not None
+    assert c.key("/api/v1/query", b"query=up", now) is None  # "now": never cached
+    # parameter order does not matter; the path does
+    a = c.key("/api/v1/query_range", b"step=60&end=2000&start=1000&query=up", now)
+    assert a is not None and a[0] == old[0]
+    assert QueryCache(ttl=0).key("/api/v1/query_range", b"query=up&start=1&end=2&step=1", now) is None
+
+
+def test_lru_bounded_by_bytes() -> None:
+    from heron.ui.querycache import Entry
+
+    c = QueryCache(max_bytes=250)
+    for i in range(5):
+        c.put(((str(i), ""),), Entry(200, [], b"x" * 100, time.time() + 60))
+    assert [k[0][0] for k in c.entries] == ["3", "4"] and c.size == 200
+    assert c.get((("4", ""),), time.time() + 120) is None  # expired entries are dropped
+    assert c.size == 100
+
+
+async def test_served_from_cache_until_ttl_and_only_when_authorized(heron: Heron, client: httpx.AsyncClient) -> None:
+    now = int(time.time()) // 60 * 60
+    ts = np.arange((now - 3600) * 1000, (now - 600) * 1000, 15_000, dtype=np.int64)
+    await heron.metrics_writer.write([labels_from({"__name__": "ui_cache_probe", "job": "a"})], np.array([len(ts)]),
+                                     ts, np.arange(len(ts), dtype=np.float64))
+    heron.pipeline.flush()
+    params = {"query": "sum(ui_cache_probe)", "start": str(now - 3600), "end": str(now - 900), "step": "60"}
+    r1 = await client.get("/api/v1/query_range", params=params)
+    assert r1.status_code == 200 and r1.headers["x-heron-cache"] == "miss"
+    values = r1.json()["data"]["result"][0]["values"]
+    r2 = await client.get("/api/v1/query_range", params=params)
+    assert r2.headers["x-heron-cache"] == "hit" and r2.json() == r1.json()
+    # concurrent identical requests for a new key share one evaluation
+    p2 = {**params, "step": "120"}
+    got = await asyncio.gather(*(client.get("/api/v1/query_range", params=p2) for _ in range(4)))
+    assert sorted(g.headers["x-heron-cache"] for g in got) == ["hit", "hit", "hit", "miss"]
+    assert len({g.text for g in got}) == 1
+    # no credentials: no cached body, the handler's 401
+    anon = await client.get("/api/v1/query_range", params=params, headers={"Authorization": ""})
+    assert anon.status_code == 401 and "ui_cache_probe" not in anon.text
+    # POST is never cached (the bench measures the engine that way); errors are not kept
+    assert (await client.post("/api/v1/query_range", data=params)).headers.get("x-heron-cache") is None
+    bad = {**params, "query": "sum(ui_cache_probe"}
+    assert (await client.get("/api/v1/query_range", params=bad)).status_code == 400
+    assert (await client.get("/api/v1/query_range", params=bad)).headers["x-heron-cache"] == "miss"
+    # a range ending now is evaluated every time
+    live = {**params, "end": str(time.time() + 30)}
+    assert (await client.get("/api/v1/query_range", params=live)).headers["x-heron-cache"] == "bypass"
+    assert len(values) > 10
