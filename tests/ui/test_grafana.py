@@ -79,3 +79,25 @@ def test_builtins_are_valid_and_cover_the_issue() -> None:
     for needle in ("histogram_quantile(0.99", "http_requests_in_progress", "topk(10", "llm_tokens_total",
                    "vector_search_duration_seconds_bucket", "node_cpu_seconds_total", "auth_failures_total"):
         assert needle in exprs
+
+
+def test_singlestat_migrates_reducer_sparkline_thresholds_and_maps() -> None:
+    model = normalize({"title": "Old", "panels": [
+        {"type": "singlestat", "title": "Up", "valueName": "avg", "format": "none", "sparkline": {"show": True},
+         "colorBackground": True, "thresholds": "0.5,0.9", "colors": ["red", "orange", "green"],
+         "valueMaps": [{"op": "=", "value": "1", "text": "UP"}, {"op": "=", "value": "null", "text": "N/A"}],
+         "rangeMaps": [{"from": "2", "to": "10", "text": "many"}, {"from": "x", "to": "1"}],
+         "targets": [{"expr": "up"}]},
+        {"type": "singlestat", "title": "Disk", "valueName": "current", "gauge": {"show": True, "minValue": 0,
+                                                                                    "maxValue": 100},
+         "targets": [{"expr": "disk"}]}]})
+    stat, gauge = model["panels"]
+    assert stat["type"] == "stat" and stat["options"] == {
+        "reduceOptions": {"calcs": ["mean"]}, "graphMode": "area", "colorMode": "background"}
+    d = stat["fieldConfig"]["defaults"]
+    assert d["thresholds"] == {"mode": "absolute", "steps": [
+        {"color": "red", "value": None}, {"color": "orange", "value": 0.5}, {"color": "green", "value": 0.9}]}
+    assert d["mappings"] == [{"type": "value", "options": {"1": {"text": "UP"}}},
+                             {"type": "range", "options": {"from": 2.0, "to": 10.0, "result": {"text": "many"}}}]
+    assert gauge["type"] == "gauge" and gauge["options"]["reduceOptions"] == {"calcs": ["lastNotNull"]}
+    assert gauge["fieldConfig"]["defaults"]["max"] == 100

@@ -122,6 +122,54 @@ def _flatten(panels: list[Any], path: str) -> list[dict[str, Any]]:
     return out
 
 
+SINGLESTAT_CALCS = {"avg": "mean", "current": "lastNotNull", "max": "max", "min": "min", "total": "sum",
+                    "first": "firstNotNull", "delta": "diff", "diff": "diff", "range": "range"}
+
+
+def _singlestat(panel: dict[str, Any]) -> str:
+    """Grafana's own singlestat migration, the simple parts: reducer (valueName), sparkline,
+    colouring, thresholds + colors, value and range maps, and `gauge.show` → a gauge panel."""
+    defaults = panel.setdefault("fieldConfig", {}).setdefault("defaults", {})
+    options = panel.setdefault("options", {})
+    calc = SINGLESTAT_CALCS.get(str(panel.get("valueName", "")))
+    if calc:
+        options.setdefault("reduceOptions", {"calcs": [calc]})
+    spark = panel.get("sparkline")
+    if isinstance(spark, dict):
+        options.setdefault("graphMode", "area" if spark.get("show") else "none")
+    if "colorBackground" in panel or "colorValue" in panel:
+        options.setdefault("colorMode", "background" if panel.get("colorBackground")
+                           else "value" if panel.get("colorValue") else "none")
+    colors, levels = panel.get("colors"), panel.get("thresholds")
+    if isinstance(colors, list) and isinstance(levels, str) and levels.strip():
+        try:
+            values = [float(x) for x in levels.split(",")]
+        except ValueError:
+            values = []
+        if values and len(colors) >= len(values) + 1:
+            defaults.setdefault("thresholds", {"mode": "absolute", "steps": [
+                {"color": colors[0], "value": None}, *({"color": c, "value": v} for c, v in zip(colors[1:], values, strict=False))]})
+    mappings = []
+    for m in panel.get("valueMaps") or []:
+        if isinstance(m, dict) and m.get("op", "=") == "=" and "value" in m and m["value"] != "null":
+            mappings.append({"type": "value", "options": {str(m["value"]): {"text": str(m.get("text", ""))}}})
+    for m in panel.get("rangeMaps") or []:
+        try:
+            lo, hi = float(m["from"]), float(m["to"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        mappings.append({"type": "range", "options": {"from": lo, "to": hi, "result": {"text": str(m.get("text", ""))}}})
+    if mappings:
+        defaults.setdefault("mappings", mappings)
+    gauge = panel.get("gauge")
+    if isinstance(gauge, dict) and gauge.get("show"):
+        for key, src in (("min", "minValue"), ("max", "maxValue")):
+            if isinstance(gauge.get(src), (int, float)):
+                defaults.setdefault(key, gauge[src])
+        return "gauge"
+    return "stat"
+
+
 def _panel(panel: dict[str, Any], where: str) -> dict[str, Any]:
     kind = panel.get("type", "timeseries")
     if not isinstance(kind, str):
@@ -134,6 +182,8 @@ def _panel(panel: dict[str, Any], where: str) -> dict[str, Any]:
                 panel.setdefault("fieldConfig", {}).setdefault("defaults", {}).setdefault("unit", unit)
         if kind == "stat" and isinstance(panel.get("format"), str):
             panel.setdefault("fieldConfig", {}).setdefault("defaults", {}).setdefault("unit", panel["format"])
+        if kind == "stat":
+            kind = _singlestat(panel)
     panel["type"] = kind
     if kind not in SUPPORTED_PANELS:
         panel["heronUnsupported"] = f"panel type '{kind}' is not supported by Heron yet"
