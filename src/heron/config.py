@@ -286,6 +286,7 @@ SECTION_VALIDATORS: list[str] = [
     "heron.errors.settings:load",
     "heron.ui.provision:validate",
     "heron.alerting.config:from_heron",
+    "heron.rules.manager:validate",
 ]
 
 

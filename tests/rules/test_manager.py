@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from heron.exceptions import ConfigError
 from heron.metrics.model import labels_from
 from heron.rules.manager import GroupRun, RuleManager
 from heron.server import Heron
@@ -248,9 +249,12 @@ async def test_reload_keeps_alert_state_and_picks_up_new_rules(tmp_path: Path) -
         assert [r.name for r in manager.groups[0].rules] == ["job:up:sum", "JobDown", "job:up:count"]
         after = manager.alerting_rules()[0]
         assert after is not before and next(iter(after.active.values())).active_at_ms == alert.active_at_ms
-        # a broken file on reload keeps the running rules
+        # a broken file on reload is refused (as `heron check config` refuses it); the rules run on
         rules.write_text("groups: [\n")
-        await heron.reload(cfg)
+        with pytest.raises(ConfigError, match=r"rules\.yml"):
+            await heron.reload(cfg)
+        assert len(manager.groups[0].rules) == 3
+        await manager.reload(cfg)  # the rules service alone keeps its rules too
         await manager.stop_groups()
         assert len(manager.groups[0].rules) == 3
     finally:

@@ -201,3 +201,24 @@ def test_relabel_alerts_keeps_the_rest_of_the_alert() -> None:
     assert relabel_alerts(rules, alerts) == [
         {"labels": {"alertname": "B", "team": "db", "owner": "db"}, "annotations": {"y": "2"}, "endsAt": "e"}]
     assert relabel_alerts([], alerts) is alerts
+
+
+def test_check_config_validates_alerting_and_rule_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from heron.cli import main
+
+    (tmp_path / "rules.yml").write_text("groups:\n- name: g\n  rules:\n  - record: x\n    expr: sum(\n")
+    cfg = tmp_path / "heron.yml"
+    cfg.write_text("rule_files: [rules.yml]\nalerting:\n  alertmanagers:\n  - scheme: https\n"
+                   "    tls_config:\n      ca_file: missing-ca.pem\n"
+                   "    static_configs: [{targets: ['am:9093']}]\n")
+    assert main(["check", "config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "rules.yml: 5:11: group \"g\", rule 1, \"x\"" in err
+    (tmp_path / "rules.yml").write_text("groups: []\n")
+    assert main(["check", "config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cfg}:6: alerting.alertmanagers.0.tls_config.ca_file: cannot read ca_file" in err
+    assert str(tmp_path / "missing-ca.pem") in err  # relative to heron.yml
+    make_pki(tmp_path)
+    (tmp_path / "missing-ca.pem").write_bytes((tmp_path / "ca.pem").read_bytes())
+    assert main(["check", "config", str(cfg)]) == 0

@@ -406,6 +406,14 @@ class RuleManager:
         return [r for g in self.groups for r in g.alerting_rules()]
 
 
+def validate(config: HeronConfig) -> None:
+    """`heron check config` and reloads: rule files parse, alert relabeling and Alertmanager
+    settings (certificate and password files included) are valid; raises ConfigError."""
+    load_groups(config)
+    parse_alert_relabel(config.alerting or {}, config.line_of, config.source)
+    parse_alertmanagers(config.alerting or {}, config.line_of, config.source, str(config.resolve_path(".")))
+
+
 def factory(heron: Any) -> RuleManager:
     """Service factory. Runs even without rule files, so a reload can add some later."""
     manager = RuleManager(heron, load_groups(heron.config))
