@@ -66,7 +66,7 @@ export function rangePicker(root, from, to, onChange) {
 
   function set(f, t, fire) {
     cur = {from: f, to: t};
-    button.textContent = '🕓 ' + label(f, t);
+    button.textContent = label(f, t);
     fromIn.value = shown(f); toIn.value = shown(t);
     menu.hidden = true;
     if (fire) onChange(f, t);

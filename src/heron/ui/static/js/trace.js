@@ -52,13 +52,14 @@ async function load() {
   box.append(ticks);
   for (const {span: s, depth} of rows) {
     const left = (s.start_ns - t0) / total * 100, width = Math.max(0.2, s.duration_ns / total * 100);
-    const color = 'hsl(' + (services.indexOf(s.service) * 67 % 360) + ' 55% 52%)';
+    const color = 'hsl(' + ((210 + services.indexOf(s.service) * 67) % 360) + ' 55% 52%)';
     const detail = h('div', {class: 'wf-detail hidden'}, details(s, t0));
     const row = h('div', {class: 'wf-row' + (s.status === 'error' ? ' wf-error' : ''), 'data-span': s.span_id, tabindex: 0},
       h('div', {class: 'wf-name', style: {paddingLeft: (depth * 14 + 4) + 'px'}, title: s.service + ': ' + s.name},
         h('span', {class: 'wf-svc', style: {borderColor: color}}, s.service), ' ', s.name),
       h('div', {class: 'wf-track'}, h('div', {class: 'wf-bar', style: {left: left.toFixed(3) + '%', width: width.toFixed(3) + '%', background: color}}),
-        h('span', {class: 'wf-dur mono', style: {left: Math.min(left + width, 92).toFixed(3) + '%'}}, fmtNs(s.duration_ns))));
+        left + width > 80 ? h('span', {class: 'wf-dur mono inside', style: {left: left.toFixed(3) + '%'}}, fmtNs(s.duration_ns))
+          : h('span', {class: 'wf-dur mono', style: {left: (left + width).toFixed(3) + '%'}}, fmtNs(s.duration_ns))));
     const toggle = () => detail.classList.toggle('hidden');
     row.addEventListener('click', toggle);
     row.addEventListener('keydown', (e) => { if (e.key === 'Enter') toggle(); });
