@@ -31,13 +31,18 @@ def send(otlp_url: str, headers: dict[str, str], hostile: str) -> dict[str, str]
     handler = LoggingHandler(level=logging.DEBUG, logger_provider=logger_provider)
     log.addHandler(handler)
     tracer = tracer_provider.get_tracer("shop")
+    payments = TracerProvider(resource=Resource.create({"service.name": "payments"}))
+    payments.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp_url + "/v1/traces", headers=headers)))
     try:
         with tracer.start_as_current_span("POST /orders", attributes={"http.route": "/orders", "user": hostile}) as root:
             log.info("order received id=42")
             with tracer.start_as_current_span("SELECT orders", attributes={"db.system": "postgresql"}):
                 time.sleep(0.02)
             with tracer.start_as_current_span("charge card") as pay:
-                time.sleep(0.03)
+                time.sleep(0.01)
+                # the downstream service, as if called over HTTP with the trace context propagated
+                with payments.get_tracer("payments").start_as_current_span("POST /charge", attributes={"amount": 42}):
+                    time.sleep(0.02)
                 pay.add_event("retry", {"attempt": 2})
                 pay.set_status(Status(StatusCode.ERROR, "card declined"))
                 log.error("payment failed: %s", hostile)
@@ -51,5 +56,6 @@ def send(otlp_url: str, headers: dict[str, str], hostile: str) -> dict[str, str]
     finally:
         log.removeHandler(handler)
         tracer_provider.shutdown()
+        payments.shutdown()
         logger_provider.shutdown()
     return {"trace_id": trace_id}

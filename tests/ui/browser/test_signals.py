@@ -61,12 +61,13 @@ def test_trace_search_and_waterfall(tab: Tab, ui_env: Env) -> None:
     rows.first.locator("a").first.click()
     tab.page.wait_for_function("() => document.body.dataset.trace === 'done'")  # type: ignore[attr-defined]
     names = tab.page.locator(".wf-row[data-span] .wf-name").all_inner_texts()  # type: ignore[attr-defined]
-    assert [n.split(" ", 1)[1] for n in names] == ["POST /orders", "SELECT orders", "charge card"]
+    assert names == ["checkout POST /orders", "checkout SELECT orders", "checkout charge card", "payments POST /charge"]
     pads = tab.page.locator(".wf-row[data-span] .wf-name").evaluate_all("els => els.map(e => e.style.paddingLeft)")  # type: ignore[attr-defined]
-    assert pads == ["4px", "18px", "18px"]  # children indented under the root
+    assert pads == ["4px", "18px", "18px", "32px"]  # children indented under their parent
     bars = tab.page.locator(".wf-bar").evaluate_all(  # type: ignore[attr-defined]
         "els => els.map(e => [parseFloat(e.style.left), parseFloat(e.style.width)])")
-    assert bars[0] == [0, 100] and 0 < bars[1][0] < bars[2][0] and bars[2][0] + bars[2][1] <= 100.001
+    assert bars[0] == [0, 100] and 0 < bars[1][0] < bars[2][0] < bars[3][0] and bars[2][0] + bars[2][1] <= 100.001
+    assert bars[3][0] + bars[3][1] <= bars[2][0] + bars[2][1] + 0.001  # the downstream call inside its parent
     assert tab.page.locator(".wf-row.wf-error").count() == 1  # type: ignore[attr-defined]
     tab.page.click(".wf-row[data-span] >> nth=0")  # type: ignore[attr-defined]
     detail = tab.page.locator(".wf-detail:not(.hidden)")  # type: ignore[attr-defined]
