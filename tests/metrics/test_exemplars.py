@@ -89,20 +89,33 @@ def _exemplar_app() -> tuple[SwappableApp, Counter, Histogram]:
 
 
 async def test_scraped_openmetrics_exemplars(tmp_path: Path) -> None:
+    """Exemplars of an OpenMetrics scrape are stored; a job whose scrape_protocols asks for the
+    text format only gets text (its Accept header says so), hence no exemplars."""
     app, _, _ = _exemplar_app()
-    with serve_wsgi(app) as target:
-        heron = await start_heron(tmp_path, [{"job_name": "app", "scrape_interval": "1s",
-                                              "static_configs": [{"targets": [target]}]}])
+    accepts: dict[str, str] = {}
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        accepts[environ.get("QUERY_STRING", "")] = environ.get("HTTP_ACCEPT", "")
+        return app(environ, start_response)
+
+    with serve_wsgi(recording) as target:
+        heron = await start_heron(tmp_path, [
+            {"job_name": "app", "scrape_interval": "1s", "static_configs": [{"targets": [target]}]},
+            {"job_name": "text", "scrape_interval": "1s", "params": {"job": ["text"]},
+             "scrape_protocols": ["PrometheusText0.0.4"], "static_configs": [{"targets": [target]}]}])
         try:
             transport = httpx.ASGITransport(app=heron.app())
             async with httpx.AsyncClient(transport=transport, base_url="http://h", headers=ADMIN) as client:
                 async def found() -> Any:
                     heron.pipeline.flush()
                     data = await exemplars(client, '{__name__=~"ex_.*"}')
-                    return data if len(data) == 2 else None
+                    return data if len(data) == 2 and "job=text" in accepts else None
                 data = await wait_for(found, timeout=20)
         finally:
             await heron.stop()
+    assert accepts["job=text"] == "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
+    assert accepts[""].startswith("application/openmetrics-text;version=1.0.0;q=0.6,")
+    assert {d["seriesLabels"]["job"] for d in data} == {"app"}  # none from the text-format job
     by_name = {d["seriesLabels"]["__name__"]: d for d in data}
     counter = by_name["ex_requests_total"]
     assert counter["seriesLabels"] == {"__name__": "ex_requests_total", "path": "/a", "job": "app",

@@ -63,7 +63,22 @@ BAD = [
      "non-negative integer"),
     ("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password_file: /nonexistent/pw}\n",
      3, "scrape_configs.0.basic_auth.password_file", "cannot read"),
+    ("scrape_configs:\n  - job_name: a\n    scrape_protocols:\n      - OpenMetricsText1.0.0\n      - PrometheusProto\n",
+     5, "scrape_configs.0.scrape_protocols.1", "PrometheusProto is not supported"),
+    ("scrape_configs:\n  - job_name: a\n    scrape_protocols:\n      - OpenMetrics\n",
+     4, "scrape_configs.0.scrape_protocols.0", "unknown scrape protocol 'OpenMetrics'"),
 ]
+
+
+def test_scrape_protocols_make_prometheus_accept_header(tmp_path: Path) -> None:
+    path = tmp_path / "heron.yml"
+    path.write_text("scrape_configs:\n  - job_name: a\n    scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]\n"
+                    "  - job_name: b\n")
+    a, b = parse_scrape_configs(load_config(path, environ={}))
+    assert a.accept == ("text/plain;version=0.0.4;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,"
+                        "*/*;q=0.4")
+    assert b.accept == ("application/openmetrics-text;version=1.0.0;q=0.6,"
+                        "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.3")
 
 
 def test_good_config(tmp_path: Path) -> None:

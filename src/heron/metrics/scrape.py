@@ -29,7 +29,7 @@ import pyarrow as pa
 from heron.exceptions import Backpressure, BadRequest, PipelineClosed
 from heron.metrics.discovery import Target
 from heron.metrics.exemplars import exemplar_table, parse_openmetrics
-from heron.metrics.exposition import ACCEPT, LabelCache, Parsed, parse
+from heron.metrics.exposition import LabelCache, Parsed, parse
 from heron.metrics.model import STALE_NAN, Labels
 from heron.metrics.relabel import apply
 from heron.metrics.scrape_config import ScrapeConfig
@@ -123,7 +123,7 @@ class ScrapeLoop:
 
     async def fetch(self) -> tuple[bytes, str]:
         c = self.config
-        headers = {"Accept": ACCEPT, "X-Prometheus-Scrape-Timeout-Seconds": f"{self.target.timeout:g}"}
+        headers = {"Accept": self.config.accept, "X-Prometheus-Scrape-Timeout-Seconds": f"{self.target.timeout:g}"}
         if c.authorization:
             headers["Authorization"] = f"{c.authorization[0]} {c.authorization[1]}"
         auth = httpx.BasicAuth(*c.basic_auth) if c.basic_auth else None

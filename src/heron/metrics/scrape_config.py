@@ -28,6 +28,22 @@ _KNOWN = {"job_name", "scrape_interval", "scrape_timeout", "metrics_path", "sche
           "label_value_length_limit", "target_limit", "body_size_limit", "follow_redirects",
           "enable_http2", "scrape_protocols", "track_timestamps_staleness"}
 _SD_HINT = re.compile(r"^[a-z0-9]+_sd_configs$")
+# Prometheus' scrape_protocols and their media types (PrometheusProto is refused: no parser here).
+SCRAPE_PROTOCOLS = {"OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
+                    "OpenMetricsText0.0.1": "application/openmetrics-text;version=0.0.1",
+                    "PrometheusText1.0.0": "text/plain;version=1.0.0",
+                    "PrometheusText0.0.4": "text/plain;version=0.0.4"}
+DEFAULT_PROTOCOLS = ("OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText0.0.4")
+
+
+def accept_header(protocols: tuple[str, ...]) -> str:
+    """The Accept header Prometheus sends for `scrape_protocols` (in order, decreasing q)."""
+    weight = len(SCRAPE_PROTOCOLS) + 2  # as Prometheus: one more than its 5 known protocols
+    vals = []
+    for p in protocols:
+        vals.append(f"{SCRAPE_PROTOCOLS[p]};q=0.{weight}")
+        weight -= 1
+    return ",".join([*vals, f"*/*;q=0.{weight}"])
 _HOST_PORT = re.compile(r"^[^/\s]+(:\d+)?$")
 
 
@@ -70,6 +86,7 @@ class ScrapeConfig:
     target_limit: int = 0
     body_size_limit: int = 0
     follow_redirects: bool = True
+    accept: str = field(default_factory=lambda: accept_header(DEFAULT_PROTOCOLS))
 
 
 def _err(config: HeronConfig, path: str, msg: str, file: str | None = None,
@@ -185,6 +202,18 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
              if tls_raw.get(k)}
     tls = TLSConfig(server_name=tls_raw.get("server_name"),
                     insecure_skip_verify=bool(tls_raw.get("insecure_skip_verify", False)), **files)
+    protocols = item.get("scrape_protocols") or list(DEFAULT_PROTOCOLS)
+    if not isinstance(protocols, list):
+        raise err("scrape_protocols", "scrape_protocols must be a list")
+    for j, p in enumerate(protocols):
+        if p == "PrometheusProto":
+            raise err(f"scrape_protocols.{j}", "PrometheusProto is not supported by Heron "
+                                               "(use the text formats: " + ", ".join(SCRAPE_PROTOCOLS) + ")")
+        if p not in SCRAPE_PROTOCOLS:
+            raise err(f"scrape_protocols.{j}", f"unknown scrape protocol {p!r} (one of "
+                                               + ", ".join(SCRAPE_PROTOCOLS) + ")")
+        if protocols.index(p) != j:
+            raise err(f"scrape_protocols.{j}", f"duplicated protocol in scrape_protocols: {p}")
     static = []
     for j, sc in enumerate(item.get("static_configs") or []):
         if not isinstance(sc, dict) or not isinstance(sc.get("targets", []), list):
@@ -233,7 +262,8 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
         honor_timestamps=bool(item.get("honor_timestamps", True)), basic_auth=basic, authorization=auth,
         tls=tls, static=tuple(static), file_sd=tuple(file_sd), relabel=tuple(relabel),
         metric_relabel=tuple(metric_relabel), body_size_limit=int(body or 0),
-        follow_redirects=bool(item.get("follow_redirects", True)), **limits)
+        follow_redirects=bool(item.get("follow_redirects", True)), accept=accept_header(tuple(protocols)),
+        **limits)
 
 
 def self_scrape_config(config: HeronConfig, token: str | None) -> ScrapeConfig:
