@@ -10,11 +10,12 @@ Group offsets spread groups over the interval the way Prometheus does (a hash of
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import xxhash
 
 from heron.metrics.model import STALE_NAN
 from heron.rules.alerting import AlertingRule
@@ -65,10 +66,14 @@ class Group:
         return f"{self.file};{self.name}"
 
     def offset_ms(self, interval_ms: int | None = None) -> int:
-        """Prometheus' evaluation offset inside the interval: a stable hash of file and name."""
+        """Prometheus' evaluation offset inside the interval (Group.EvalTimestamp): the hash of
+        the labels {file, name} (labels.Hash: xxhash64 of `name 0xff value 0xff` in name order)
+        modulo the interval in nanoseconds, so Heron evaluates a group when Prometheus would."""
         iv = interval_ms or self.interval_ms
-        h = int.from_bytes(hashlib.blake2b(self.key.encode(), digest_size=8).digest(), "little")
-        return h % iv if iv else 0
+        if not iv:
+            return 0
+        h = xxhash.xxh64_intdigest(b"file\xff" + self.file.encode() + b"\xffname\xff" + self.name.encode() + b"\xff")
+        return (h % (iv * 1_000_000)) // 1_000_000
 
     @property
     def read_by_later(self) -> frozenset[int]:
