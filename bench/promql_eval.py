@@ -1,6 +1,6 @@
 """PromQL evaluator cost on in-memory data: everything after the fetch, apart from storage.
 
-    python bench/promql_eval.py [--series 10000] [--rounds 3] [--steps 15,60] [--profile N]
+    python bench/promql_eval.py [--series 10000] [--rounds 3] [--steps 15,60] [--profile N] [--src DIR]
 
 The data of bench/promql.py (tests/promql/peer.py's web backend, one sample every 15 s over
 2 h 10 min) is held in memory; selectors are answered from it as `fetch.Selection`s (the shape
@@ -12,6 +12,7 @@ templates of bench/rules.py, the per-query overhead a rule loop pays.
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import re
 import resource
@@ -26,14 +27,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
+if "--src" in sys.argv:  # another checkout's heron (e.g. `git archive` of an older commit): before/after
+    sys.path.insert(0, sys.argv[sys.argv.index("--src") + 1])
 
-from bench.promql import QUERIES  # noqa: E402
 from tests.promql.peer import web_backend_data  # noqa: E402
 
 from heron.promql import engine as engine_mod  # noqa: E402
 from heron.promql.engine import Engine  # noqa: E402
 from heron.promql.fetch import Matcher, Selection  # noqa: E402
 
+
+def _bench_queries() -> list[str]:
+    """bench/promql.py's QUERIES, read without importing it (it imports heron from this tree)."""
+    tree = ast.parse((ROOT / "bench" / "promql.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "QUERIES":
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("QUERIES not found in bench/promql.py")
+
+
+QUERIES = _bench_queries()
 RULES = [
     'sum by (job, instance) (rate(http_requests_total{job="svc1"}[5m]))',
     'sum by (job) (rate(http_requests_total{job="svc1",code=~"5.."}[5m])) / '
@@ -96,8 +109,12 @@ def loadavg() -> str:
 
 def encode(res: Any) -> bytes:
     """The body /api/v1/query(_range) sends."""
-    from heron.promql.encode import query_body
+    try:
+        from heron.promql.encode import query_body
+    except ImportError:  # before the array encoder: the API's JSONResponse
+        from heron.api.prometheus import _reply
 
+        return bytes(_reply(res).body)
     return query_body(res, grid=res.grid_ms)
 
 
@@ -107,6 +124,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", default="15,60")
     ap.add_argument("--profile", type=int, default=-1, help="cProfile query number N (0-based)")
+    ap.add_argument("--src", help="import heron from this src directory instead (before/after runs)")
     args = ap.parse_args()
 
     per_pair = 17
@@ -121,6 +139,7 @@ def main() -> None:
           f"load average {loadavg()}")
     engine_mod.select = mem.select  # type: ignore[assignment]
     eng = Engine(None, pushdown=False)  # type: ignore[arg-type]
+    print(f"engine: {engine_mod.__file__}")
     start, end = now - 2 * 3600 + 7, now + 7
 
     if args.profile >= 0:
@@ -155,7 +174,7 @@ def main() -> None:
                 ev_t.append(t1 - t0)
                 js_t.append(t2 - t1)
                 tot.append(t2 - t0)
-                points = sum(len(s.values) for s in res.matrix)
+                points = sum(len(s.points) for s in res.matrix)
             m = statistics.median(tot) * 1000
             logs.append(math.log(m))
             print(f"{step:>4} {statistics.median(ev_t) * 1000:8.1f} {statistics.median(js_t) * 1000:8.1f} "
