@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 FILTERED = "[Filtered]"
 DEFAULT_FIELDS = ("password", "passwd", "pwd", "secret", "token", "auth", "credential", "cookie",
                   "session", "csrf", "xsrf", "api_key", "apikey", "api-key", "private_key", "privatekey",
@@ -31,6 +33,13 @@ _TEXT_HINT = re.compile(r"\d(?:[ -]?\d){12}|://|=|(?i:bearer|basic|token)\s").se
 _CODE_KEYS = frozenset({"context_line", "pre_context", "post_context", "filename", "abs_path", "function",
                         "module", "package", "raw_function", "symbol", "instruction_addr", "lineno", "colno",
                         "in_app", "platform"})
+# Pre-checks over a subtree's JSON bytes (see Scrubber.clean): supersets of what the rules act on.
+_URL_HINT = re.compile(rb"[?&;][a-z0-9_.-]*(?:password|passwd|secret|token|api_?key|auth|sig|signature|session)"
+                       rb"[a-z0-9_.-]*=|://[^:/@\s]+:[^@/\s]+@", re.I).search
+_DIGIT_RUNS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x78 for c in range(256))  # digits -> "0", rest -> "x"
+_CARD_RUN = b"0" * 13  # a card number is 13+ digits with at most single spaces or dashes between
+# Top-level keys with rules beyond keys and text (IP addresses, header names): always walked.
+_WALK_ALWAYS = frozenset({"user", "request", "exception", "threads"})  # stacks: a selective walk anyway
 # Keys of the event itself that hold ids, not user data.
 _SKIP_TOP = {"event_id", "timestamp", "received", "level", "platform", "release", "dist", "environment",
              "fingerprint", "sdk", "type", "start_timestamp", "modules", "debug_meta", "measurements",
@@ -58,6 +67,12 @@ class Scrubber:
     def __post_init__(self) -> None:
         self._sensitive = re.compile("|".join(re.escape(f) for f in self.fields), re.I).search
         self._cache: dict[str, bool] = {}
+        # Over a subtree's JSON, one C-level scan for anything any rule could act on: sensitive
+        # key names, card-number digit runs, URL credentials, auth schemes. Each pattern matches
+        # the JSON text wherever the rule would match a string in it (escaping only turns
+        # whitespace inside a string into `\n`-style pairs, which the auth pattern allows), so a
+        # subtree without a hit has nothing to filter and skips the Python walk.
+        self._field_bytes = tuple({f.lower().encode() for f in self.fields} | {b"bearer", b"basic"})
 
     def sensitive(self, key: str) -> bool:
         hit = self._cache.get(key)
@@ -101,12 +116,32 @@ class Scrubber:
             return [self.value(x, depth + 1) for x in v]
         return v
 
+    def clean(self, v: Any) -> bool:
+        """True when nothing in `v` can need filtering, so the Python walk can be skipped.
+
+        One pass of C-level scans over the subtree's JSON: sensitive field names and auth
+        schemes as substrings (anywhere: keys or values), 13+ digit runs across single spaces or
+        dashes, URL credentials. Each is a superset of its rule; anything not plain ASCII or
+        not serializable is walked."""
+        try:
+            raw = orjson.dumps(v)
+        except (TypeError, ValueError):
+            return False
+        if not raw.isascii():  # Unicode case folding and digits: leave those to the walk
+            return False
+        low = raw.lower()
+        if any(f in low for f in self._field_bytes):
+            return False
+        if _CARD_RUN in raw.translate(_DIGIT_RUNS, b" -"):
+            return False
+        return _URL_HINT(raw) is None
+
     def event(self, ev: dict[str, Any]) -> dict[str, Any]:
         """Scrub a normalized event in place and return it."""
         if not self.enabled:
             return ev
         for key in list(ev):
-            if key in _SKIP_TOP:
+            if key in _SKIP_TOP or (key not in _WALK_ALWAYS and self.clean(ev[key])):
                 continue
             if key == "tags":
                 ev["tags"] = {k: FILTERED if self.sensitive(k) else self.text(v) for k, v in ev["tags"].items()}
