@@ -299,3 +299,40 @@ async def test_rule_files_added_by_a_reload(tmp_path: Path) -> None:
         await heron.rules.stop_groups()  # type: ignore[attr-defined]
     finally:
         await heron.stop()
+
+
+async def test_one_write_per_group_unless_a_later_rule_reads_an_earlier_one(tmp_path: Path) -> None:
+    heron = await started(config(tmp_path))
+    manager: RuleManager = heron.rules  # type: ignore[attr-defined]
+    writes: list[int] = []
+    real_write, real_sync = heron.metrics_writer.write, heron.metrics_writer.write_sync
+
+    async def write(series: Any, *a: Any, **k: Any) -> int:
+        writes.append(len(series))
+        return await real_write(series, *a, **k)
+
+    def write_sync(series: Any, *a: Any, **k: Any) -> int:
+        writes.append(len(series))
+        return real_sync(series, *a, **k)
+
+    heron.metrics_writer.write, heron.metrics_writer.write_sync = write, write_sync  # type: ignore[method-assign]
+    try:
+        t0 = int(time.time() * 1000) // 1000 * 1000
+        await put(heron, t0 - 500, 0)
+        writes.clear()
+        await manager.evaluate(manager.groups[0], t0, restore=True)  # ALERTS follow the restore
+        writes.clear()
+        run = await manager.evaluate(manager.groups[0], t0 + 1000)
+        assert (run.publishes, writes) == (0, [3])  # job:up:sum, ALERTS, ALERTS_FOR_STATE at once
+        assert run.queries == 2 and run.total >= run.query + run.write
+        chained = tmp_path / "rules.yml"
+        chained.write_text(chained.read_text() + "  - record: job:up:sum2\n    expr: job:up:sum * 2\n")
+        await manager.reload(heron.config)
+        await manager.stop_groups()
+        writes.clear()
+        run = await manager.evaluate(manager.groups[0], t0 + 2000)
+        assert run.publishes == 1 and writes == [1, 3]  # job:up:sum first, then the rest
+        await asyncio.get_running_loop().run_in_executor(None, heron.pipeline.flush)
+        assert instant(heron, "job:up:sum2", t0 + 2000) == [({"__name__": "job:up:sum2", "job": "api"}, 0.0)]
+    finally:
+        await heron.stop()
