@@ -11,8 +11,11 @@ Rules that keep it honest:
 - identical requests in flight share one evaluation (single flight);
 - the request must pass the same auth check as the handler before it gets a cached body.
 
+A miss may still reuse the settled steps of the previous reply for the same query and step
+(heron.ui.extents): a dashboard on "Last 6 hours" that refreshes evaluates only the new steps.
+
 Config (`ui.query_cache`): `{ttl: 60, recent_ttl: 10, max_mb: 64}`; `ttl: 0` turns it off.
-Replies carry `X-Heron-Cache: hit|miss|bypass`.
+Replies carry `X-Heron-Cache: hit|partial|miss|bypass`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from heron.ui import extents
 
 if TYPE_CHECKING:
     from heron.server import Heron
@@ -114,6 +119,7 @@ class QueryCacheMiddleware:
         self.app = app
         self.heron = heron
         self.cache = from_config(heron.config.ui or {})
+        self.extents = extents.Extents(self.cache.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in PATHS:
@@ -135,7 +141,50 @@ class QueryCacheMiddleware:
         self.cache.misses += 1
         fut: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
         self.cache.inflight[key] = fut
-        captured: dict[str, Any] = {"body": []}
+        result: Entry | None = None
+        try:
+            status, headers, body, tag = await self._evaluate(scope, receive, now)
+            if status == 200 and len(body) <= MAX_BODY and body.startswith(b'{"status":"success"') \
+                    and b',"warnings":[' not in body:
+                result = Entry(200, headers, body, time.time() + ttl)
+                self.cache.put(key, result)
+            await _replay(Entry(status, headers, body, 0), send, tag)
+        finally:
+            del self.cache.inflight[key]
+            fut.set_result(result)
+
+    async def _evaluate(self, scope: Scope, receive: Receive, now: float) -> tuple[int, list[Any], bytes, bytes]:
+        """Evaluate a range query, reusing the settled steps of the previous reply for the same
+        query and step (heron.ui.extents); (status, headers, body, X-Heron-Cache tag)."""
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        p = dict(pairs)
+        ek = extents.extent_key(pairs) if scope["path"] == "/api/v1/query_range" else None
+        if ek is None:
+            status, headers, body = await self._run(scope, receive)
+            return status, headers, body, b"miss"
+        start, end, step = float(p["start"]), float(p["end"]), float(p["step"])
+        found = self.extents.lookup(ek, start, end, step, now)
+        if found is not None:
+            old, reuse_end = found
+            previous = extents.parse_matrix(old.body)
+            new: list[Any] | None = [] if previous is not None else None
+            if previous is not None and reuse_end + step <= end:
+                qs = urlencode([(k, str(reuse_end + step) if k == "start" else v) for k, v in pairs]).encode()
+                status, _, part = await self._run({**scope, "query_string": qs}, _no_body)
+                new = extents.parse_matrix(part) if status == 200 else None
+            if previous is not None and new is not None:
+                body = extents.body(extents.merge(previous, start, reuse_end, new))
+                if len(body) <= MAX_BODY:
+                    self.extents.store(ek, extents.Extent(start, end, step, body, now + self.cache.ttl))
+                return 200, [(b"content-type", b"application/json"),
+                             (b"content-length", str(len(body)).encode())], body, b"partial"
+        status, headers, body = await self._run(scope, receive)
+        if status == 200 and len(body) <= MAX_BODY and extents.parse_matrix(body) is not None:
+            self.extents.store(ek, extents.Extent(start, end, step, body, now + self.cache.ttl))
+        return status, headers, body, b"miss"
+
+    async def _run(self, scope: Scope, receive: Receive) -> tuple[int, list[Any], bytes]:
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": []}
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -143,19 +192,13 @@ class QueryCacheMiddleware:
                 captured["headers"] = list(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await _tagged(send, b"miss")(message)
 
-        result: Entry | None = None
-        try:
-            await self.app(scope, receive, capture)
-            body = b"".join(captured["body"])
-            if captured.get("status") == 200 and len(body) <= MAX_BODY and body.startswith(b'{"status":"success"') \
-                    and b',"warnings":[' not in body:
-                result = Entry(200, captured["headers"], body, time.time() + ttl)
-                self.cache.put(key, result)
-        finally:
-            del self.cache.inflight[key]
-            fut.set_result(result)
+        await self.app(scope, receive, capture)
+        return captured["status"], captured["headers"], b"".join(captured["body"])
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _tagged(send: Send, tag: bytes) -> Send:
