@@ -253,24 +253,3 @@ async def _wait(cond: Any, timeout: float = 5.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
-
-
-async def test_reconcile_restores_issues_lost_in_a_crash(heron: Heron, client: httpx.AsyncClient) -> None:
-    """Events stored (WAL replay) but their counting lost: the issue comes back at start."""
-    import asyncio
-
-    from heron.errors.ingest import reconcile
-
-    pid, key = new_project(heron)
-    for _ in range(2):
-        r = await client.post(f"/api/{pid}/envelope/", content=envelope(("event", exc_event("LostError", "x"))),
-                              headers=auth(key))
-        assert r.status_code == 200
-    tracking(heron).flush()
-    [issue] = await _issues(client)
-    heron.control.execute("DELETE FROM error_issues")  # what a crash before the count commit leaves
-    et = tracking(heron)
-    assert await asyncio.get_running_loop().run_in_executor(None, reconcile, et) == 1
-    [back] = await _issues(client)
-    assert (back["id"], back["title"], back["count"]) == (issue["id"], "LostError: x", "2")
-    assert await asyncio.get_running_loop().run_in_executor(None, reconcile, et) == 0

@@ -162,30 +162,6 @@ def _event_id(payload: bytes) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def reconcile(et: ErrorTracking, days: int = 2) -> int:
-    """After a crash between an ingest ack and its counting, the replayed events are in storage
-    but their new issue has no row: recreate such issues from their events (runs once at start,
-    after the WAL replay is flushed). Returns how many were restored."""
-    et.flush(300)
-    et.heron.pipeline.flush(120)
-    st = et.heron.storage
-    t = st.execute(
-        f"SELECT project, issue, count() AS n, toFloat64(min(ts)) AS first, toFloat64(max(ts)) AS last, "
-        f"argMax(data, ts) AS data FROM `{st.database}`.error_events "
-        f"WHERE ts >= now() - toIntervalDay({int(days)}) GROUP BY project, issue")
-    rows = t.to_pylist() if t.num_rows else []
-    missing = et.issues.missing([r["issue"] for r in rows])
-    restored = 0
-    for r in rows:
-        if r["issue"] in missing:
-            ev = orjson.loads(r["data"])
-            restored += et.issues.restore(r["project"], r["issue"], ev, r["n"], r["first"], r["last"])
-    if restored:
-        log.warning("restored %d issues whose events were stored but not counted (crash during ingest)",
-                    restored)
-    return restored
-
-
 def tracking(heron: Heron) -> ErrorTracking:
     """The instance's one ErrorTracking (created on first use)."""
     et = getattr(heron, "_error_tracking", None)

@@ -209,24 +209,6 @@ class IssueStore:
                 f"SELECT id FROM error_issues WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         return set(ids) - have
 
-    def restore(self, project_id: int, issue_id: int, ev: dict[str, Any], count: int, first: float,
-                last: float) -> bool:
-        """Recreate a lost issue row from its stored events (see ErrorTracking.reconcile)."""
-        with self.control.transaction() as tx:
-            if tx.execute("SELECT 1 FROM error_issues WHERE id = ?", (issue_id,)).fetchone():
-                return False
-            short = tx.execute("UPDATE error_projects SET next_short_id = next_short_id + 1 WHERE id = ? "
-                               "RETURNING next_short_id - 1", (project_id,)).fetchone()
-            tx.execute(
-                "INSERT INTO error_issues (id, project_id, short_id, type, title, culprit, metadata, level, "
-                "platform, first_seen, last_seen, times_seen, first_release, last_release, last_event_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (issue_id, project_id, short[0] if short else 0, ev.get("type", "default"), ev.get("title", "?"),
-                 ev.get("culprit", ""), json.dumps(ev.get("metadata", {})), ev.get("level", "error"),
-                 ev.get("platform", "other"), first, last, count, ev.get("release", ""), ev.get("release", ""),
-                 ev.get("event_id", "")))
-        return True
-
     def expire_ignores(self, now: float | None = None) -> int:
         """Issues ignored until a date that has passed become unresolved again; returns how many."""
         now = time.time() if now is None else now

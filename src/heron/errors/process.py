@@ -85,8 +85,8 @@ class Processor:
         chunks = [records[i * len(records) // n:(i + 1) * len(records) // n] for i in range(n)]
         try:
             return list(self._pool.map(digest, [c for c in chunks if c], [ctx] * n))
-        except concurrent.futures.process.BrokenProcessPool:
-            log.warning("an error-processing worker died; digesting this batch in-process")
+        except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:  # died / shut down
+            log.warning("error-processing workers unavailable (%s); digesting this batch in-process", exc)
             self._pool = None
             return [digest(records, ctx)]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from heron.selfmon import SelfMetrics
 if TYPE_CHECKING:
     from heron.errors.process import Processor
 
+log = logging.getLogger("heron.errors.queue")
 TABLE = "error_envelopes"
 SCHEMA = pa.schema([("project", pa.int64()), ("kind", pa.string()), ("encoding", pa.string()),
                     ("ip", pa.string()), ("received", pa.float64()), ("event_id", pa.string()),
@@ -90,10 +92,16 @@ class EnvelopeQueue:
         """Block until everything acknowledged so far is processed (tests, shutdown)."""
         self.pipeline.flush(timeout)
 
-    def close(self) -> None:
-        """Process what is queued (bounded wait; the rest is replayed at the next start)."""
-        self.pipeline.close()
-        self.pipeline.storage.close()  # the processor: its worker processes
+    def close(self, drain: float = 10.0) -> None:
+        """Stop: process what is queued for up to `drain` seconds, then stop after the batch in
+        progress. What is left stays in the queue's WAL and is processed after the next start."""
+        try:
+            self.pipeline.flush(drain)
+        except TimeoutError:
+            log.warning("envelope queue: %d envelopes left for the next start", self.backlog)
+        self.pipeline._simulate_crash()  # stop both threads now; WAL and checkpoint stay as they are
+        if not any(t.is_alive() for t in self.pipeline._threads):
+            self.pipeline.storage.close()  # the processor: its worker processes
 
     @property
     def backlog(self) -> int:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from heron.errors.ingest import reconcile, tracking
+from heron.errors.ingest import tracking
 
 if TYPE_CHECKING:
     from heron.server import Heron
@@ -42,10 +42,6 @@ class ErrorsService:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(None, reconcile, tracking(self.heron))
-        except Exception:
-            log.exception("reconciling issues with stored events failed")
         while True:
             await asyncio.sleep(self.interval)
             try:
