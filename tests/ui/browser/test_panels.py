@@ -128,3 +128,21 @@ def test_absolute_time_range(tab: Tab, ui_env: Env) -> None:
     tab.page.click("#range-button")  # type: ignore[attr-defined]
     assert tab.page.input_value("#range-to") == tab.page.evaluate(fmt, t1)  # type: ignore[attr-defined]
     assert tab.problems(missing(ui_env)) == []
+
+
+def test_drag_on_a_chart_zooms_to_an_absolute_range(tab: Tab, ui_env: Env) -> None:
+    _open(tab, ui_env)
+    over = tab.page.locator("section.panel", has_text="Rate A").locator(".u-over")  # type: ignore[attr-defined]
+    box = over.bounding_box()
+    y = box["y"] + box["height"] / 2
+    tab.page.mouse.move(box["x"] + box["width"] * 0.4, y)  # type: ignore[attr-defined]
+    tab.page.mouse.down()  # type: ignore[attr-defined]
+    tab.page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)  # type: ignore[attr-defined]
+    tab.page.mouse.up()  # type: ignore[attr-defined]
+    tab.page.wait_for_function("() => /from=\\d{13}/.test(location.search) && /to=\\d{13}/.test(location.search)")  # type: ignore[attr-defined]
+    q = parse_qs(urlparse(tab.page.url).query)  # type: ignore[attr-defined]
+    span = (int(q["to"][0]) - int(q["from"][0])) / 1000
+    assert 0.1 * 3600 < span < 0.3 * 3600  # a fifth of the hour shown
+    tab.page.wait_for_function("() => window.heronDashboard.drawnAt !== null")  # type: ignore[attr-defined]
+    assert "→" in tab.page.inner_text("#range-button")  # type: ignore[attr-defined]
+    assert tab.problems(missing(ui_env)) == []
