@@ -146,3 +146,22 @@ def test_drag_on_a_chart_zooms_to_an_absolute_range(tab: Tab, ui_env: Env) -> No
     tab.page.wait_for_function("() => window.heronDashboard.drawnAt !== null")  # type: ignore[attr-defined]
     assert "→" in tab.page.inner_text("#range-button")  # type: ignore[attr-defined]
     assert tab.problems(missing(ui_env)) == []
+
+
+def test_explore_absolute_range_from_the_url_and_legacy_links(tab: Tab, ui_env: Env) -> None:
+    t1 = int(time.time()) // 60 * 60 - 300
+    t0 = t1 - 1200
+    sent: list[str] = []
+    tab.page.on("request", lambda r: sent.append(r.url) if "/api/v1/query_range" in r.url else None)  # type: ignore[attr-defined]
+    tab.go(f"/explore?q=sum(http_requests_in_progress)&from={t0 * 1000}&to={t1 * 1000}")
+    tab.page.wait_for_function("() => document.querySelector('#graph canvas') !== null")  # type: ignore[attr-defined]
+    q = parse_qs(urlparse(sent[-1]).query)
+    assert float(q["start"][0]) == t0 and float(q["end"][0]) == t1
+    assert "→" in tab.page.inner_text("#range-button")  # type: ignore[attr-defined]
+    # links from before the picker (range=…&end=<unix s>) still open on the same window
+    sent.clear()
+    tab.go(f"/explore?q=sum(http_requests_in_progress)&range=20m&end={t1}")
+    tab.page.wait_for_function("() => document.querySelector('#graph canvas') !== null")  # type: ignore[attr-defined]
+    q = parse_qs(urlparse(sent[-1]).query)
+    assert float(q["start"][0]) == t0 and float(q["end"][0]) == t1
+    assert tab.problems(missing(ui_env)) == []
