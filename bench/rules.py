@@ -1,7 +1,7 @@
 """Rule evaluation cost: 1 000 rules (recording and alerting, realistic expressions) over 10k
 series, Heron next to the real Prometheus on the same data and the same rule file.
 
-    python bench/rules.py [--rules 1000] [--groups 50] [--rounds 3] [--no-prometheus]
+    python bench/rules.py [--rules 1000] [--groups 50] [--rounds 3] [--pools 3] [--no-prometheus]
 
 Data: 10 000 series (http_requests_total, http_request_duration_seconds_bucket, up,
 node_memory_*), one sample every 15 s for the last 10 minutes. Heron evaluates every group once
@@ -9,10 +9,12 @@ per round at "now", one group after the other (Prometheus spreads groups over th
 they rarely overlap): the sum of the groups' durations is the cost per 15 s interval, as
 Prometheus' sum of `prometheus_rule_group_last_duration_seconds` is. Each group's time is split
 into PromQL queries, writing results to the pipeline, and the rule loop itself (state machine,
-labels, templates), with the storage statements the read cache let through. A last round runs
-all groups at once on the rules thread pool (the wall time when every group is due together).
-Prometheus gets the same samples through remote write, evaluates the same file every 15 s, and
-reports its `prometheus_rule_group_last_duration_seconds`, read after two evaluations.
+labels, templates), with the storage statements the read cache let through. Last rounds run
+all groups at once on rules thread pools of the `--pools` sizes (the wall time when every group
+is due together). Prometheus gets the same samples through remote write, evaluates the same
+file every 15 s, and reports its `prometheus_rule_group_last_duration_seconds`, read after two
+evaluations and then once per interval (rounds - 1 reads); the best interval is compared with
+Heron's best round after the first.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ async def heron_bench(tmp: Path, rule_file: Path, data: list[tuple[dict[str, str
 
 
 def prometheus_bench(tmp: Path, rule_file: Path, data: list[tuple[dict[str, str], np.ndarray]],
-                     ts: np.ndarray) -> tuple[float, float] | None:
+                     ts: np.ndarray, reads: int = 3) -> tuple[float, float] | None:
     import cramjam
     import httpx
 
@@ -204,10 +206,17 @@ def prometheus_bench(tmp: Path, rule_file: Path, data: list[tuple[dict[str, str]
                                     "X-Prometheus-Remote-Write-Version": "0.1.0"})
             r.raise_for_status()
         time.sleep(2 * INTERVAL_S + 2)  # two evaluations of every group
-        text = httpx.get(url + "/metrics").text
-        durs = [float(line.split()[-1]) for line in text.splitlines()
-                if line.startswith("prometheus_rule_group_last_duration_seconds{")]
-        return sum(durs), max(durs)
+        best: tuple[float, float] | None = None
+        for i in range(reads):  # the best interval, as for Heron (the machine is shared)
+            if i:
+                time.sleep(INTERVAL_S)
+            text = httpx.get(url + "/metrics").text
+            durs = [float(line.split()[-1]) for line in text.splitlines()
+                    if line.startswith("prometheus_rule_group_last_duration_seconds{")]
+            print(f"  prometheus interval {i + 1}: sum of group durations {sum(durs):.3f} s")
+            if best is None or sum(durs) < best[0]:
+                best = (sum(durs), max(durs))
+        return best
     finally:
         proc.terminate()
         proc.wait(10)
@@ -248,13 +257,13 @@ def main() -> None:
         print(f"{'engine':<12} {'eval/interval (s)':>18} {'share of 15s':>13} {'slowest group (s)':>18}")
         print(f"{'heron':<12} {best:>18.3f} {best / INTERVAL_S:>12.1%} {'':>18}   (best round after the first)")
         if not args.no_prometheus:
-            prom = prometheus_bench(tmp, rule_file, data, ts)
+            prom = prometheus_bench(tmp, rule_file, data, ts, args.rounds - 1 or 1)
             if prom is None:
                 print("prometheus: binary not found")
             else:
                 total, slowest = prom
                 print(f"{'prometheus':<12} {total:>18.3f} {total / INTERVAL_S:>12.1%} {slowest:>18.3f}"
-                      "   (sum of group durations)")
+                      "   (sum of group durations, best interval)")
                 print(f"ratio heron / prometheus: {best / total:.1f}x")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
