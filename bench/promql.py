@@ -1,6 +1,6 @@
 """PromQL query_range latency: Heron next to the real Prometheus, same data, same queries.
 
-    python bench/promql.py [--series 10000] [--rounds 5] [--steps 15,60] [--no-prometheus]
+    python bench/promql.py [--series 10000] [--rounds 5] [--steps 15,60] [--no-prometheus] [--sql-too]
 
 Data: a web backend's metrics (request counters with resets, latency histograms, memory and up
 gauges; tests/promql/peer.py), ~17 series per (service, instance), one sample every 15 s over the
@@ -8,13 +8,17 @@ last 2 h, written straight into Heron's tables (a loader subprocess) and into Pr
 (promtool tsdb create-blocks-from openmetrics). Both servers run as their own processes on
 loopback; every query runs as /api/v1/query_range over the 2 h at each step, once to warm up
 and then --rounds times. Prints median and p95 per query and engine, the ratio, the geometric
-mean of the medians, and the peak RSS (VmHWM) of both processes.
+mean of the medians, and the peak RSS (VmHWM) of both processes. Heron answers from its in-memory
+head (the data is inside `storage.head_window`); `--sql-too` also runs a second Heron with the
+head off (`head_window: 0`, every read from chDB) on a copy of the same data, for a before/after
+column. Engines are interleaved per query, so load drift on a shared machine hits all alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,6 +90,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", default="15,60")
     ap.add_argument("--no-prometheus", action="store_true")
+    ap.add_argument("--sql-too", action="store_true", help="also time Heron without its in-memory head")
     args = ap.parse_args()
 
     per_pair = 17  # series per (service, instance) in web_backend_data
@@ -114,45 +119,66 @@ def main() -> None:
         prom = PrometheusProcess(data).start()
         print(f"prometheus: blocks built and started in {time.time() - t0:.1f}s")
     del data
+    sql = None
+    if args.sql_too:  # a copy of the data for a second Heron with the head off
+        shutil.copytree(tmp / "heron", tmp / "heron-sql")
+        sql = HeronProcess(data_dir=tmp / "heron-sql", config={"storage": {"head_window": 0}}).start()
+    t0 = time.time()
     heron = HeronProcess(data_dir=tmp / "heron").start()
+    print(f"heron: started (head loaded) in {time.time() - t0:.1f}s")
     start, end = now - 2 * 3600 + 7, now + 7
     rows = []
+    engines = [("heron", heron.url, heron.headers)]
+    if prom:
+        engines.append(("prometheus", prom.url, {}))
+    if sql:
+        engines.append(("heron-sql", sql.url, sql.headers))
     try:
         with httpx.Client(timeout=300) as client:
             for step in [int(s) for s in args.steps.split(",")]:
-                for q in QUERIES:
+                for q in QUERIES:  # engines interleaved per query: load drifts on a shared box
                     params = {"query": q, "start": str(start), "end": str(end), "step": str(step)}
                     res = {}
-                    for name, url, hdr in (("heron", heron.url, heron.headers),
-                                           ("prometheus", prom.url if prom else "", {})):
-                        if not url:
-                            continue
+                    for name, url, hdr in engines:
                         timed(client, url, params, hdr)  # warm-up
                         res[name] = [timed(client, url, params, hdr) for _ in range(args.rounds)]
                     rows.append((step, q, res))
         heron_rss = rss_kb(heron.proc.pid) if heron.proc else 0
         prom_rss = prom.rss_kb() if prom else 0
+        sql_rss = rss_kb(sql.proc.pid) if sql and sql.proc else 0
     finally:
         heron.stop()
         if prom:
             prom.stop()
-
+        if sql:
+            sql.stop()
     print(f"\nquery_range over 2h, {n_series} series; {args.rounds} rounds after a warm-up; times in ms")
-    print(f"{'step':>4} {'heron med':>10} {'p95':>8} {'prom med':>10} {'p95':>8} {'ratio':>7}  query")
+    print(f"{'step':>4} {'heron med':>10} {'p95':>8} {'prom med':>10} {'p95':>8} {'ratio':>7}"
+          + (f" {'sql med':>9} {'ratio':>7}" if args.sql_too else "") + "  query")
     logs: list[float] = []
+    sql_logs: list[float] = []
     for step, q, res in rows:
         h = res["heron"]
         hm = statistics.median(h) * 1000
         line = f"{step:>4} {hm:10.1f} {p95(h) * 1000:8.1f}"
+        pm = 0.0
         if "prometheus" in res:
             p = res["prometheus"]
             pm = statistics.median(p) * 1000
             logs.append(math.log(hm / pm))
             line += f" {pm:10.1f} {p95(p) * 1000:8.1f} {hm / pm:7.2f}"
+        if "heron-sql" in res:
+            sm = statistics.median(res["heron-sql"]) * 1000
+            if pm:
+                sql_logs.append(math.log(sm / pm))
+            line += f" {sm:9.1f} {sm / pm if pm else 0:7.2f}"
         print(line + "  " + q[:90])
     if logs:
         print(f"\ngeometric mean ratio heron/prometheus (median latency): {math.exp(sum(logs) / len(logs)):.2f}")
-    print(f"peak RSS: heron {heron_rss / 1024:.0f} MiB, prometheus {prom_rss / 1024:.0f} MiB")
+    if sql_logs:
+        print(f"geometric mean ratio heron without head/prometheus: {math.exp(sum(sql_logs) / len(sql_logs)):.2f}")
+    print(f"peak RSS: heron {heron_rss / 1024:.0f} MiB, prometheus {prom_rss / 1024:.0f} MiB"
+          + (f", heron without head {sql_rss / 1024:.0f} MiB" if args.sql_too else ""))
 
 
 if __name__ == "__main__":

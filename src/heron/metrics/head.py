@@ -316,32 +316,50 @@ class Head:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def select(self, groups: list[list[Any]], mint: int, maxt: int, limit: int | None = None
-               ) -> tuple[list[Labels], np.ndarray, np.ndarray, np.ndarray] | None:
-        """Series matching `groups` with their samples in [mint, maxt], in label-set order, as
-        (labels, ts, values, starts) flat arrays sorted by (series, ts); series without samples
-        in the range are left out. None when the range is not covered (read storage instead).
-        Raises SampleLimit past `limit` samples."""
+    def _find(self, groups: list[list[Any]], mint: int, maxt: int) -> tuple[
+            _State, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Matched positions (label order), their block ranges, and the tail's matching samples."""
         st = self._state
         if st.coverage is None or mint < st.coverage or maxt >= TS_LIMIT or maxt < mint:
             return None
         pos = self.index.resolve([[tuple(m) for m in g] for g in groups])
         if pos is None:
             return None
-        lo_t = max(int(mint), 0)
         pk = pos << KEY_SHIFT
-        lo = np.searchsorted(st.keys, pk + lo_t, "left")
-        hi = np.searchsorted(st.keys, pk + int(maxt), "right")
-        counts = hi - lo
+        lo = np.searchsorted(st.keys, pk + max(int(mint), 0), "left")
+        counts = np.searchsorted(st.keys, pk + int(maxt), "right") - lo
         t_pos, t_ts, t_val = st.tail_arrays()
         t_sel = _EMPTY_I
         if len(t_pos) and len(pos):
             sel_of = np.full(len(self.index) + 1, -1, np.int64)
             sel_of[pos] = np.arange(len(pos), dtype=np.int64)
-            in_range = (t_ts >= mint) & (t_ts <= maxt)
-            t_sel = np.where(in_range, sel_of[t_pos], -1)
+            t_sel = np.where((t_ts >= mint) & (t_ts <= maxt), sel_of[t_pos], -1)
             hit = t_sel >= 0
             t_sel, t_ts, t_val = t_sel[hit], t_ts[hit], t_val[hit]
+        return st, pos, lo, counts, t_sel, t_ts, t_val
+
+    def series(self, groups: list[list[Any]], mint: int, maxt: int) -> list[Labels] | None:
+        """Label sets of the matching series with a sample in [mint, maxt], in label order; None
+        when the range is not covered. `[[]]` matches every series."""
+        found = self._find(groups, mint, maxt)
+        if found is None:
+            return None
+        _, pos, _, counts, t_sel, _, _ = found
+        has = counts > 0
+        has[t_sel] = True
+        labels = self.index.labels
+        return [labels[p] for p in pos[has].tolist()]
+
+    def select(self, groups: list[list[Any]], mint: int, maxt: int, limit: int | None = None
+               ) -> tuple[list[Labels], np.ndarray, np.ndarray, np.ndarray] | None:
+        """Series matching `groups` with their samples in [mint, maxt], in label-set order, as
+        (labels, ts, values, starts) flat arrays sorted by (series, ts); series without samples
+        in the range are left out. None when the range is not covered (read storage instead).
+        Raises SampleLimit past `limit` samples."""
+        found = self._find(groups, mint, maxt)
+        if found is None:
+            return None
+        st, pos, lo, counts, t_sel, t_ts, t_val = found
         total = int(counts.sum()) + len(t_sel)
         if limit is not None and total > limit:
             raise SampleLimit(total)

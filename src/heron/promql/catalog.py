@@ -1,7 +1,8 @@
 """Series, label and TSDB-status lookups (the non-query half of the Prometheus API).
 
 `match[]` selectors are parsed with promql-parser and turned into the same SQL conditions as
-query selectors. A time range, when given, keeps only series with samples inside it.
+query selectors. A time range, when given, keeps only series with samples inside it; when the
+in-memory head (`head=`) covers that range, it answers without SQL.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from heron.metrics.head import Head
+from heron.metrics.model import Labels
 from heron.promql.fetch import Matcher, where_clause
 from heron.promql.parse import ParsedQuery, ParseError, matcher_groups
 from heron.storage.base import Storage
@@ -37,8 +40,20 @@ def _filter(storage: Storage, groups: list[list[Matcher]] | None, start_ms: int 
     return cond
 
 
+def _from_head(head: Head | None, groups: list[list[Matcher]] | None, start_ms: int | None,
+               end_ms: int | None) -> list[Labels] | None:
+    """Series with samples in the range, from the in-memory head when it covers the range."""
+    if head is None or start_ms is None or end_ms is None:
+        return None
+    return head.series(groups or [[]], start_ms, end_ms)
+
+
 def series(storage: Storage, groups: list[list[Matcher]], start_ms: int | None = None,
-           end_ms: int | None = None, limit: int | None = None) -> list[dict[str, str]]:
+           end_ms: int | None = None, limit: int | None = None, head: Head | None = None
+           ) -> list[dict[str, str]]:
+    found = _from_head(head, groups, start_ms, end_ms)
+    if found is not None:
+        return [dict(lb) for lb in (found[:limit] if limit else found)]
     cond = _filter(storage, groups, start_ms, end_ms)
     lim = f" LIMIT {int(limit)}" if limit else ""
     t = storage.execute(f"SELECT any(labels) AS lbls FROM `{storage.database}`.metric_series "
@@ -50,7 +65,11 @@ def series(storage: Storage, groups: list[list[Matcher]], start_ms: int | None =
 
 
 def label_names(storage: Storage, groups: list[list[Matcher]] | None = None, start_ms: int | None = None,
-                end_ms: int | None = None, limit: int | None = None) -> list[str]:
+                end_ms: int | None = None, limit: int | None = None, head: Head | None = None) -> list[str]:
+    found = _from_head(head, groups, start_ms, end_ms)
+    if found is not None:
+        names = sorted({k for lb in found for k, _ in lb})
+        return names[:limit] if limit else names
     cond = _filter(storage, groups, start_ms, end_ms)
     t = storage.execute(f"SELECT DISTINCT arrayJoin(mapKeys(labels)) AS name FROM "
                         f"`{storage.database}`.metric_series WHERE {cond} ORDER BY name"
@@ -60,7 +79,11 @@ def label_names(storage: Storage, groups: list[list[Matcher]] | None = None, sta
 
 def label_values(storage: Storage, name: str, groups: list[list[Matcher]] | None = None,
                  start_ms: int | None = None, end_ms: int | None = None,
-                 limit: int | None = None) -> list[str]:
+                 limit: int | None = None, head: Head | None = None) -> list[str]:
+    found = _from_head(head, groups, start_ms, end_ms)
+    if found is not None:
+        values = sorted({v for lb in found for k, v in lb if k == name})
+        return values[:limit] if limit else values
     cond = _filter(storage, groups, start_ms, end_ms)
     col = "metric" if name == "__name__" else "labels[{n:String}]"
     t = storage.execute(f"SELECT DISTINCT {col} AS v FROM `{storage.database}`.metric_series "
