@@ -26,7 +26,6 @@ from heron import __version__
 from heron.api import heron_of, prom_error, requires
 from heron.exceptions import StorageError
 from heron.promql import ParseError, QueryError, QueryTimeout, Result, catalog
-from heron.promql.encode import query_body
 from heron.server import Heron
 
 MAX_POINTS = 11_000
@@ -139,8 +138,14 @@ def _timeout(p: Any) -> float | None:
     return parse_duration(raw, "timeout") if raw else None
 
 
-def _reply(res: Result, limit: int | None = None) -> Response:
-    return Response(query_body(res, limit, res.grid_ms), media_type="application/json")
+def _reply(res: Result, limit: int | None = None) -> JSONResponse:
+    data = res.to_prometheus()
+    warnings = list(res.warnings)
+    if limit and isinstance(data["result"], list) and res.type in ("vector", "matrix") \
+            and len(data["result"]) > limit:
+        data["result"] = data["result"][:limit]
+        warnings.append("results truncated due to limit")
+    return success(data, warnings, res.infos)
 
 
 @requires("api", reply="prometheus")
@@ -208,7 +213,7 @@ async def series(request: Request) -> Response:
         if not groups:
             raise ApiError("bad_data", "no match[] parameter provided")
         start, end = _range_ms(p)
-        out = await _run(catalog.series, heron.storage, groups, start, end, _limit(p))
+        out = await _run(catalog.series, heron.storage, groups, start, end, _limit(p), heron.head)
         return success(out)
     except Exception as exc:
         return _error(exc)
@@ -220,7 +225,8 @@ async def labels(request: Request) -> Response:
     try:
         p = await params(request)
         start, end = _range_ms(p)
-        out = await _run(catalog.label_names, heron.storage, _matchers(p), start, end, _limit(p))
+        out = await _run(catalog.label_names, heron.storage, _matchers(p), start, end, _limit(p),
+                          heron.head)
         return success(out)
     except Exception as exc:
         return _error(exc)
@@ -235,7 +241,8 @@ async def label_values(request: Request) -> Response:
     try:
         p = await params(request)
         start, end = _range_ms(p)
-        out = await _run(catalog.label_values, heron.storage, name, _matchers(p), start, end, _limit(p))
+        out = await _run(catalog.label_values, heron.storage, name, _matchers(p), start, end, _limit(p),
+                          heron.head)
         return success(out)
     except Exception as exc:
         return _error(exc)
