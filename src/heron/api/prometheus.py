@@ -26,6 +26,7 @@ from heron import __version__
 from heron.api import heron_of, prom_error, requires
 from heron.exceptions import StorageError
 from heron.promql import ParseError, QueryError, QueryTimeout, Result, catalog
+from heron.promql.encode import query_body
 from heron.server import Heron
 
 MAX_POINTS = 11_000
@@ -138,14 +139,8 @@ def _timeout(p: Any) -> float | None:
     return parse_duration(raw, "timeout") if raw else None
 
 
-def _reply(res: Result, limit: int | None = None) -> JSONResponse:
-    data = res.to_prometheus()
-    warnings = list(res.warnings)
-    if limit and isinstance(data["result"], list) and res.type in ("vector", "matrix") \
-            and len(data["result"]) > limit:
-        data["result"] = data["result"][:limit]
-        warnings.append("results truncated due to limit")
-    return success(data, warnings, res.infos)
+def _reply(res: Result, limit: int | None = None) -> Response:
+    return Response(query_body(res, limit, res.grid_ms), media_type="application/json")
 
 
 @requires("api", reply="prometheus")
