@@ -336,3 +336,26 @@ async def test_one_write_per_group_unless_a_later_rule_reads_an_earlier_one(tmp_
         assert instant(heron, "job:up:sum2", t0 + 2000) == [({"__name__": "job:up:sum2", "job": "api"}, 0.0)]
     finally:
         await heron.stop()
+
+
+@pytest.mark.parametrize("head_window", ["0s", "1h"])
+async def test_a_later_rule_sees_an_earlier_rules_result_of_the_same_evaluation(
+        tmp_path: Path, head_window: str) -> None:
+    """With the head, the write is visible at once; without it (head_window 0), from storage."""
+    rules = tmp_path / "chain.yml"
+    rules.write_text("groups:\n- name: chain\n  rules:\n  - record: a:t\n    expr: vector(time())\n"
+                     "  - record: b:t\n    expr: a:t + 1\n")
+    cfg = make_config(tmp_path, rule_files=[str(rules)], storage={"head_window": head_window})  # type: ignore[arg-type]
+    heron = await started(cfg)
+    try:
+        assert (heron.rules.engine.head is None) == (head_window == "0s")  # type: ignore[attr-defined]
+        manager: RuleManager = heron.rules  # type: ignore[attr-defined]
+        t0 = int(time.time() * 1000) // 1000 * 1000
+        for i in range(2):
+            run = await manager.evaluate(manager.groups[0], t0 + i * 1000)
+            assert run.publishes == 1 and not run.errors
+        await asyncio.get_running_loop().run_in_executor(None, heron.pipeline.flush)
+        assert instant(heron, "b:t", t0 + 1000) == [({"__name__": "b:t"}, t0 / 1000 + 2)]
+        assert instant(heron, "b:t", t0) == [({"__name__": "b:t"}, t0 / 1000 + 1)]  # even the first time
+    finally:
+        await heron.stop()

@@ -353,7 +353,9 @@ class RuleManager:
         try:
             self.heron.metrics_writer.write_sync([s.labels for s in out], np.ones(len(out), np.int64), ts,
                                                  np.array([s.value for s in out], np.float64))
-            if getattr(self.engine, "head", None) is None:  # rules read storage only: wait for it
+            head = getattr(self.engine, "head", None)
+            cover = head.coverage_start if head is not None else None
+            if cover is None or int(ts.min()) < cover:  # not read from the head: wait for storage
                 self.heron.pipeline.flush()
         except Exception as e:  # Backpressure / PipelineClosed / flush timeout
             log.warning("writing %d rule samples failed: %s", len(out), e)
