@@ -10,15 +10,14 @@ loopback; every query runs as /api/v1/query_range over the 2 h at each step, onc
 and then --rounds times. Prints median and p95 per query and engine, the ratio, the geometric
 mean of the medians, and the peak RSS (VmHWM) of both processes. Heron answers from its in-memory
 head (the data is inside `storage.head_window`); `--sql-too` also runs a second Heron with the
-head off (`head_window: 0`, every read from chDB) on a copy of the same data, for a before/after
-column. Engines are interleaved per query, so load drift on a shared machine hits all alike.
+head off (`head_window: 0`, every read from chDB) on the same data (loaded twice), for a
+before/after column. Engines are interleaved per query: load drift on a shared box hits all alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import statistics
 import subprocess
 import sys
@@ -110,8 +109,9 @@ def main() -> None:
     with (tmp / "data.pkl").open("wb") as f:
         pickle.dump(data, f)
     t0 = time.time()
-    subprocess.run([sys.executable, "-c", LOADER.format(src=str(ROOT / "src"), pkl=str(tmp / "data.pkl"),
-                                                        dd=str(tmp / "heron"))], check=True)
+    for name in ("heron", "heron-sql") if args.sql_too else ("heron",):
+        subprocess.run([sys.executable, "-c", LOADER.format(src=str(ROOT / "src"), pkl=str(tmp / "data.pkl"),
+                                                            dd=str(tmp / name))], check=True)
     print(f"heron: loaded in {time.time() - t0:.1f}s")
     prom = None
     if not args.no_prometheus:
@@ -120,8 +120,7 @@ def main() -> None:
         print(f"prometheus: blocks built and started in {time.time() - t0:.1f}s")
     del data
     sql = None
-    if args.sql_too:  # a copy of the data for a second Heron with the head off
-        shutil.copytree(tmp / "heron", tmp / "heron-sql")
+    if args.sql_too:  # the same data loaded twice: a second Heron with the head off
         sql = HeronProcess(data_dir=tmp / "heron-sql", config={"storage": {"head_window": 0}}).start()
     t0 = time.time()
     heron = HeronProcess(data_dir=tmp / "heron").start()
