@@ -5,9 +5,7 @@ Alertmanager set, target `relabel_configs`, and precise errors for bad settings.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from heron.exceptions import ConfigError
 from heron.rules.notifier import parse_alert_relabel, parse_alertmanagers, relabel_alerts
-from heron.testing import free_port
-from tests.alerting.peers import ALERTMANAGER, have
+from tests.alerting.peers import ALERTMANAGER, AlertmanagerProcess, have
 from tests.rules.test_manager import config, evaluate, put, started
 
 PASSWORD = "s3cret-am-password"
@@ -66,19 +63,16 @@ def make_pki(d: Path) -> None:
     (d / "server.key").write_bytes(_pem_key(srv_key))
 
 
-class TLSAlertmanager:
+class TLSAlertmanager(AlertmanagerProcess):
     """The real prometheus-alertmanager serving HTTPS with basic auth (exporter-toolkit web config)."""
 
     def __init__(self, pki: Path) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="am-tls-"))
-        self.port, self.pki = free_port(), pki
-        (self.dir / "alertmanager.yml").write_text(yaml.safe_dump(
-            {"route": {"receiver": "null", "group_wait": "1h"}, "receivers": [{"name": "null"}]}))
+        super().__init__({"route": {"receiver": "null", "group_wait": "1h"}, "receivers": [{"name": "null"}]})
+        self.pki = pki
         hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
         (self.dir / "web.yml").write_text(yaml.safe_dump({
             "tls_server_config": {"cert_file": str(pki / "server.pem"), "key_file": str(pki / "server.key")},
             "basic_auth_users": {"heron": hashed}}))
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=f"https://127.0.0.1:{self.port}", verify=str(self.pki / "ca.pem"),
@@ -97,16 +91,8 @@ class TLSAlertmanager:
                     if c.get("/-/ready", extensions={"sni_hostname": "alertmanager.test"}).status_code == 200:
                         return self
                 except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+                    time.sleep(0.1)
         raise RuntimeError("alertmanager did not start: " + (self.dir / "am.log").read_text())
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.mark.peer
