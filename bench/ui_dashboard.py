@@ -38,7 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -157,6 +157,19 @@ def api_phase(url: str, headers: dict[str, str], queries: list[str]) -> float:
     return time.perf_counter() - t
 
 
+def old_ui_queries(start: float, end: float) -> list[str]:
+    """What the previous UI sent for the same dashboard: step 30 s for every time series (one
+    point per pixel, Grafana's choice), stat/gauge/bar gauge as instant queries at the range end."""
+    out = []
+    for kind, _, expr in PANELS:
+        if kind == "timeseries":
+            q = urlencode({"query": expr.replace(RI, "60s"), "start": str(start), "end": str(end), "step": "30"})
+            out.append("/api/v1/query_range?" + q)
+        else:
+            out.append("/api/v1/query?" + urlencode({"query": expr, "time": str(end)}))
+    return out
+
+
 def _row(name: str, xs: list[float], note: str = "", scale: float = 1.0, fmt: str = ".3f") -> str:
     if not xs:
         return f"{name:34}{'-':>10}"
@@ -209,13 +222,18 @@ def main() -> None:
         load0 = Path("/proc/loadavg").read_text().split()[:3]
         res = browser_runs(heron, args.runs, start, end)
         queries = res["queries"]
-        api: dict[str, list[float]] = {"heron": [], "prometheus": []}
+        api: dict[str, list[float]] = {"heron": [], "prometheus": [], "heron_old": [], "prometheus_old": []}
+        old = old_ui_queries(start, end)
         for _ in range(args.runs):
             api["heron"].append(api_phase(heron.url, heron.headers, queries))
+            api["heron_old"].append(api_phase(heron.url, heron.headers, old))
             if prom:
                 api["prometheus"].append(api_phase(prom.url, {}, queries))
-            print(f"  api run {len(api['heron'])}: heron {api['heron'][-1]:.3f} s" +
-                  (f", prometheus {api['prometheus'][-1]:.3f} s" if prom else ""), flush=True)
+                api["prometheus_old"].append(api_phase(prom.url, {}, old))
+            print(f"  api run {len(api['heron'])}: heron {api['heron'][-1]:.3f} s (previous UI's requests "
+                  f"{api['heron_old'][-1]:.3f} s)" + (f", prometheus {api['prometheus'][-1]:.3f} s (previous UI's "
+                                                       f"requests {api['prometheus_old'][-1]:.3f} s)" if prom else ""),
+                  flush=True)
         load1 = Path("/proc/loadavg").read_text().split()[:3]
     finally:
         heron.stop()
@@ -241,8 +259,10 @@ def main() -> None:
     print(_row("navigation -> 1st query (ms)", res["first"], "page, scripts, dashboard JSON", 1000, ".0f"))
     print(_row("last response -> drawn (ms)", res["overhead"], "the UI's own share", 1000, ".0f"))
     print(_row("page's queries, API only (s)", api["heron"], "heron (POST, uncached)"))
+    print(_row("previous UI's requests (s)", api["heron_old"], "heron: step 30 s, instant stats"))
     if api["prometheus"]:
-        print(_row("", api["prometheus"], "prometheus"))
+        print(_row("page's queries (s)", api["prometheus"], "prometheus"))
+        print(_row("previous UI's requests (s)", api["prometheus_old"], "prometheus"))
         hm, pm = statistics.median(api["heron"]), statistics.median(api["prometheus"])
         print(f"ratio heron/prometheus (API phase, median): {hm / pm:.2f}")
 
