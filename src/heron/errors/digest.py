@@ -167,21 +167,13 @@ def digest(records: list[Record], ctx: Context) -> Digest:
 
 
 def watch_parent(parent: int) -> None:
-    """Worker initializer: run at a lower priority, and exit when the server process is gone
-    (after `kill -9` the pool's pipes stay open in the worker itself, so it would otherwise
-    wait forever)."""
+    """Worker initializer: exit when the server process is gone (after `kill -9` the pool's
+    pipes stay open in the worker itself, so it would otherwise wait forever)."""
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
         os._exit(0)
-
-    # Behind the queue, processing yields the CPU to the request path when both want it: SDKs
-    # are answered first, the backlog is worked off in the slack.
-    try:
-        os.nice(5)
-    except OSError:
-        pass
 
     threading.Thread(target=watch, name="heron-parent-watch", daemon=True).start()
 
