@@ -1,4 +1,4 @@
-"""Which rules of a group must be visible to later rules before the group's batch is written."""
+"""Before which rules of a group what the group wrote so far must become visible."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from heron.rules.deps import read_by_later, reads
+from heron.rules.deps import flush_before, reads
 from heron.rules.rulefmt import parse_rules
 
 GROUP = """groups:
@@ -32,16 +32,30 @@ def rules_of(text: str) -> list[Any]:
 
 
 @pytest.mark.parametrize(("last", "want"), [
-    ("rate(c[5m])", {0, 2}),  # job:a:sum read by ALow, ALow's ALERTS by alerts:count
-    ("job:b:sum * 2", {0, 1, 2}),
-    ('{__name__=~"job:b:.*"}', {0, 1, 2}),
-    ('{__name__=~"job:b"}', {0, 2}),  # anchored, as in Prometheus
-    ('{__name__!="job:b:sum", job="x"}', {0, 2, 3}),
-    ('{job="x"}', {0, 1, 2, 3}),  # no fixed name: may read everything before it
-    ("sum_over_time(job:b:sum[5m:1m]) or on() vector(0)", {0, 1, 2}),
+    # ALow reads job:a:sum (one flush covers job:b:sum too); alerts:count reads ALow's ALERTS
+    ("rate(c[5m])", {2, 3}),
+    ("job:b:sum * 2", {2, 3}),  # job:b:sum was made visible before ALow already
+    ("alerts:count + 1", {2, 3, 4}),
+    ('{job="x"}', {2, 3, 4}),  # no fixed name: may read everything written before it
 ])
-def test_read_by_later(last: str, want: set[int]) -> None:
-    assert set(read_by_later(rules_of(GROUP.format(last=last)))) == want
+def test_flush_before(last: str, want: set[int]) -> None:
+    assert set(flush_before(rules_of(GROUP.format(last=last)))) == want
+
+
+@pytest.mark.parametrize(("expr", "names", "want"), [
+    ("sum(rate(job:b:sum[5m]))", ["job:b:sum"], True),
+    ("sum(rate(job:b:sum[5m]))", ["job:a:sum"], False),
+    ('{__name__=~"job:b:.*"}', ["job:b:sum"], True),
+    ('{__name__=~"job:b"}', ["job:b:sum"], False),  # anchored, as in Prometheus
+    ('{__name__!="job:b:sum", job="x"}', ["job:b:sum"], False),
+    ('{__name__!="job:b:sum", job="x"}', ["ALERTS"], True),
+    ('{job="x"}', ["anything"], True),
+    ("sum_over_time(job:b:sum[5m:1m]) or on() vector(0)", ["job:b:sum"], True),
+    ('ALERTS{alertname="x"} unless ALERTS_FOR_STATE', ["ALERTS_FOR_STATE"], True),
+    ("sum(", ["x"], True),  # does not parse: assume it reads everything
+])
+def test_reads(expr: str, names: list[str], want: bool) -> None:
+    assert reads(expr, names) is want
 
 
 def test_template_query_reads_everything_before_it() -> None:
@@ -56,6 +70,5 @@ def test_template_query_reads_everything_before_it() -> None:
     expr: vector(1)
     annotations: {summary: '{{ with query "a:one" }}{{ . | first | value }}{{ end }}'}
 """
-    assert set(read_by_later(rules_of(text))) == {0, 1}
+    assert set(flush_before(rules_of(text))) == {2}
     assert not reads("vector(1)", ["a:one"])
-

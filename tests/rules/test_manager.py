@@ -331,7 +331,7 @@ async def test_one_write_per_group_unless_a_later_rule_reads_an_earlier_one(tmp_
         await manager.stop_groups()
         writes.clear()
         run = await manager.evaluate(manager.groups[0], t0 + 2000)
-        assert run.publishes == 1 and writes == [1, 3]  # job:up:sum first, then the rest
+        assert run.publishes == 1 and writes == [3, 1]  # what job:up:sum2 reads first, then the rest
         await asyncio.get_running_loop().run_in_executor(None, heron.pipeline.flush)
         assert instant(heron, "job:up:sum2", t0 + 2000) == [({"__name__": "job:up:sum2", "job": "api"}, 0.0)]
     finally:
@@ -357,5 +357,41 @@ async def test_a_later_rule_sees_an_earlier_rules_result_of_the_same_evaluation(
         await asyncio.get_running_loop().run_in_executor(None, heron.pipeline.flush)
         assert instant(heron, "b:t", t0 + 1000) == [({"__name__": "b:t"}, t0 / 1000 + 2)]
         assert instant(heron, "b:t", t0) == [({"__name__": "b:t"}, t0 / 1000 + 1)]  # even the first time
+    finally:
+        await heron.stop()
+
+
+async def test_a_repeated_expression_runs_once_per_evaluation_until_the_group_writes(tmp_path: Path) -> None:
+    rules = tmp_path / "dup.yml"
+    rules.write_text("""groups:
+- name: dup
+  rules:
+  - alert: Down
+    expr: up == 0
+    labels: {severity: warning}
+  - alert: Down
+    expr: up == 0
+    for: 1h
+    labels: {severity: critical}
+  - record: job:down:count
+    expr: count by (job) (ALERTS{alertname="Down"})
+  - record: job:down:again
+    expr: count by (job) (ALERTS{alertname="Down"})
+""")
+    heron = await started(make_config(tmp_path, rule_files=[str(rules)]))  # type: ignore[arg-type]
+    try:
+        manager: RuleManager = heron.rules  # type: ignore[attr-defined]
+        t0 = int(time.time() * 1000) // 1000 * 1000
+        await put(heron, t0 - 500, 0)
+        await manager.evaluate(manager.groups[0], t0, restore=True)
+        run = await manager.evaluate(manager.groups[0], t0 + 1000)
+        # `up == 0` once for both alerts; ALERTS is written before the recording rules read it,
+        # then their identical expression runs once more, not twice
+        assert (run.queries, run.executed, run.publishes) == (4, 2, 1)
+        await asyncio.get_running_loop().run_in_executor(None, heron.pipeline.flush)
+        states = {(a.labels["severity"], a.state) for r in manager.alerting_rules() for a in r.active.values()}
+        assert states == {("warning", "firing"), ("critical", "pending")}
+        for name in ("job:down:count", "job:down:again"):
+            assert instant(heron, name, t0 + 1000) == [({"__name__": name, "job": "api"}, 2.0)]
     finally:
         await heron.stop()

@@ -1,8 +1,9 @@
-"""Which rules of a group read what an earlier rule of the same group writes.
+"""Which rules of a group read what an earlier rule of the same group wrote.
 
 Prometheus commits each rule's output before the next rule of the group runs, so a recording
 rule's result is visible to the rules after it at the same evaluation. Heron batches a group's
-writes into one pipeline submit; only a rule some later rule reads must be made visible first.
+writes into one pipeline submit; only before a rule that reads an earlier one's output must
+what was written so far become visible.
 This module finds those rules from the metric names each expression selects (like Prometheus'
 rule dependency map): a selector without a fixed name, or a template calling `query`, may read
 anything, so it depends on every earlier rule.
@@ -10,6 +11,7 @@ anything, so it depends on every earlier rule.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -39,6 +41,7 @@ def _name_matches(m: Matcher, name: str) -> bool:
     return hit == (m.op == "=~")
 
 
+@functools.lru_cache(maxsize=4096)
 def selector_groups(expr: str) -> list[list[Matcher]] | None:
     """The matcher groups of every selector in `expr`, or None when it does not parse."""
     try:
@@ -72,14 +75,19 @@ def _queries_in_templates(rule: Any) -> bool:
     return rule.kind == "alerting" and any("query" in t and "{{" in t for t in texts)
 
 
-def read_by_later(rules: Sequence[Any]) -> frozenset[int]:
-    """Indices of the rules whose output some later rule of the same group may read."""
+def rule_reads(rule: Any, names: Sequence[str]) -> bool:
+    """Whether evaluating `rule` (its expression, or a template calling `query`) may read `names`."""
+    return bool(names) and (_queries_in_templates(rule) or reads(rule.expr, names))
+
+
+def flush_before(rules: Sequence[Any]) -> frozenset[int]:
+    """Indices of the rules before which what the group wrote so far must be visible: the
+    first rule after a write that reads it (one flush then covers every earlier write)."""
     out: set[int] = set()
-    for j, later in enumerate(rules):
-        if _queries_in_templates(later):
-            out.update(range(j))
-            continue
-        for i in range(j):
-            if i not in out and reads(later.expr, outputs(rules[i])):
-                out.add(i)
+    pending: list[str] = []
+    for j, rule in enumerate(rules):
+        if rule_reads(rule, pending):
+            out.add(j)
+            pending = []
+        pending += outputs(rule)
     return frozenset(out)

@@ -1,8 +1,8 @@
 """A rule group: its rules evaluated in order at one timestamp, with Prometheus' staleness.
 
-After each rule its samples are handed to `write`; after a rule that a later rule of the group
-reads (rules/deps.py), `publish` makes everything written so far visible to queries, so the
-later rule sees it at the same evaluation (Prometheus semantics) while groups without such
+After each rule its samples are handed to `write`; before a rule that reads what an earlier rule
+of the group wrote (rules/deps.py), `publish` makes everything written so far visible to
+queries, so it sees it at the same evaluation (Prometheus semantics), while groups without such
 chains are written in one batch. A series a rule returned last time but not now gets a stale
 marker, as Prometheus writes, so queries stop seeing it at once instead of after 5 minutes.
 Group offsets spread groups over the interval the way Prometheus does (a hash of the group).
@@ -19,14 +19,14 @@ import xxhash
 
 from heron.metrics.model import STALE_NAN
 from heron.rules.alerting import AlertingRule
-from heron.rules.deps import read_by_later
+from heron.rules.deps import flush_before, outputs
 from heron.rules.recording import RecordingRule
 from heron.rules.rule import HEALTH_ERR, HEALTH_OK, OutSample, QueryFn
 from heron.rules.rulefmt import GroupDef
 
 Rule = AlertingRule | RecordingRule
 Writer = Callable[[list[OutSample]], None]
-Publish = Callable[[], None]
+Publish = Callable[[list[str]], None]  # metric names written since the last publish
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Group:
     last_evaluation_ms: int = 0
     evaluation_seconds: float = 0.0
     last_errors: list[RuleEvalError] = field(default_factory=list)
-    _read_by_later: frozenset[int] | None = field(default=None, repr=False)
+    _flush_before: frozenset[int] | None = field(default=None, repr=False)
 
     @classmethod
     def from_def(cls, g: GroupDef, default_interval_ms: int, default_query_offset_ms: int = 0,
@@ -76,25 +76,28 @@ class Group:
         return (h % (iv * 1_000_000)) // 1_000_000
 
     @property
-    def read_by_later(self) -> frozenset[int]:
-        """Indices of rules whose output a later rule of this group may read."""
-        if self._read_by_later is None:
-            self._read_by_later = read_by_later(self.rules)
-        return self._read_by_later
+    def flush_before(self) -> frozenset[int]:
+        """Indices of rules that read what an earlier rule of this group wrote."""
+        if self._flush_before is None:
+            self._flush_before = flush_before(self.rules)
+        return self._flush_before
 
     def eval(self, ts_ms: int, query: QueryFn, write: Writer,
              publish: Publish | None = None) -> list[RuleEvalError]:
         """Evaluate every rule at `ts_ms`; returns the rules' errors (evaluation continues).
-        `publish`, when given, is called after each rule a later rule reads."""
+        `publish`, when given, is called before each rule that reads an earlier one's output."""
         t0 = time.perf_counter()
         errors: list[RuleEvalError] = []
-        chained = self.read_by_later if publish is not None else frozenset()
+        chained = self.flush_before if publish is not None else frozenset()
+        written: list[str] = []
         for i, rule in enumerate(self.rules):
+            if i in chained and publish is not None:
+                publish(written)
+                written = []
             err = self.eval_rule(rule, ts_ms, query, write)
             if err is not None:
                 errors.append(err)
-            if i in chained and publish is not None:
-                publish()
+            written += outputs(rule)
         self.last_evaluation_ms = ts_ms
         self.evaluation_seconds = time.perf_counter() - t0
         self.last_errors = errors

@@ -28,6 +28,7 @@ from heron.config import HeronConfig
 from heron.exceptions import ConfigError
 from heron.promql import Engine
 from heron.rules.alerting import AlertingRule, to_api_alert
+from heron.rules.deps import reads
 from heron.rules.group import Group
 from heron.rules.notifier import Notifier, parse_alert_relabel, parse_alertmanagers
 from heron.rules.rule import OutSample, QuerySample, RuleError
@@ -158,7 +159,8 @@ class GroupRun:
     total: float = 0.0
     query: float = 0.0
     write: float = 0.0
-    queries: int = 0
+    queries: int = 0  # asked by rules and templates
+    executed: int = 0  # run by the engine (the rest repeated an expression at the same time)
     publishes: int = 0
 
     @property
@@ -325,16 +327,27 @@ class RuleManager:
     def _run(self, g: Group, ts_ms: int, restore: bool) -> GroupRun:
         """The rules of `g` in an evaluation thread, timed; returns the samples still to write."""
         run = GroupRun(started=time.perf_counter())
+        # Rules of a group often repeat an expression at the same time (a warning and a critical
+        # alert differing in `for` or labels, a recording rule and the alert on it): the answer
+        # cannot differ until the group writes something a later rule reads, so it runs once.
+        answers: dict[tuple[str, float], list[QuerySample]] = {}
 
         def query(expr: str, t: float) -> list[QuerySample]:
+            run.queries += 1
+            hit = answers.get((expr, t))
+            if hit is not None:
+                return hit
             q0 = time.perf_counter()
             try:
-                return self._query(expr, t)
+                answers[(expr, t)] = result = self._query(expr, t)
+                run.executed += 1
+                return result
             finally:
                 run.query += time.perf_counter() - q0
-                run.queries += 1
 
-        def publish() -> None:
+        def publish(names: list[str]) -> None:
+            for key in [k for k in answers if reads(k[0], names)]:
+                del answers[key]  # may read what is about to become visible
             if run.out:
                 w0 = time.perf_counter()
                 self._write_visible(run.out)
