@@ -111,22 +111,21 @@ def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
     pairs = list(zip(names.tolist(), values.tolist(), strict=True))
     b = bounds.tolist()
     series = [tuple(pairs[b[i]:b[i + 1]]) for i in range(n)]
-    return series, _series_ids(arr, ns, nl, vs, vl, bounds)
+    return series, _series_ids(names_arr, values_arr, bounds)
 
 
-def _series_ids(arr: np.ndarray, ns: np.ndarray, nl: np.ndarray, vs: np.ndarray, vl: np.ndarray,
-                bounds: np.ndarray) -> np.ndarray:
-    """blake2b-64 over `name\\xffvalue\\xff...` per series (model.series_id), one call each."""
-    per_label = nl + vl + 2
-    base = np.zeros(len(per_label) + 1, dtype=np.int64)
-    np.cumsum(per_label, out=base[1:])
-    out = np.full(int(base[-1]), 0xFF, dtype=np.uint8)
-    name_bytes, name_off = _gather(arr, ns, nl)
-    out[np.repeat(base[:-1] - name_off[:-1], nl) + np.arange(len(name_bytes))] = name_bytes
-    value_bytes, value_off = _gather(arr, vs, vl)
-    out[np.repeat(base[:-1] + nl + 1 - value_off[:-1], vl) + np.arange(len(value_bytes))] = value_bytes
-    view = memoryview(out.tobytes())
-    cuts = base[bounds].tolist()
+def _series_ids(names: pa.StringArray, values: pa.StringArray, bounds: np.ndarray) -> np.ndarray:
+    """blake2b-64 over `name\\xffvalue\\xff...` per series (model.series_id), one call each: Arrow
+    joins every label to `name\\xffvalue\\xff` in C, and the joined labels lie end to end in one
+    buffer, so a series' canonical bytes are one slice of it."""
+    joined = pc.binary_join_element_wise(names.cast(pa.binary()), values.cast(pa.binary()), _EMPTY, _SEP)
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)[joined.offset:joined.offset + len(joined) + 1]
+    view = memoryview(joined.buffers()[2])
+    cuts = offsets[bounds].tolist()
     blake = hashlib.blake2b
     digests = b"".join([blake(view[a:z], digest_size=8).digest() for a, z in itertools.pairwise(cuts)])
     return np.frombuffer(digests, dtype="<u8")
+
+
+_EMPTY = pa.scalar(b"", pa.binary())
+_SEP = pa.scalar(b"\xff", pa.binary())
