@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from heron.promql import aggregations
+from heron.promql import aggregations, values
 from heron.promql import windows as W
 from heron.promql.fetch import Selection
 from heron.promql.functions import _bucket_quantile, _bucket_quantile_steps
@@ -32,7 +32,8 @@ def _selection(rng: np.random.Generator, n: int, counter: bool = True) -> Select
 
 
 @pytest.mark.parametrize("regular", [True, False])
-def test_upto_equals_a_search_per_pair(regular: bool) -> None:
+def test_upto_equals_a_search_per_pair(regular: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(values, "SMALL", 0)  # the counting path even for these small inputs
     rng = np.random.default_rng(11)
     for _ in range(50):
         sel = _selection(rng, int(rng.integers(0, 6)))
@@ -76,7 +77,8 @@ def _ref_rate(ts: np.ndarray, vs: np.ndarray, end: int, rng_ms: int, counter: bo
 
 @pytest.mark.parametrize(("counter", "rate"), [(True, True), (True, False), (False, False)])
 def test_extrapolated_matches_the_per_window_loop(counter: bool, rate: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(W, "BLOCK", 16)  # many small blocks: the block seams are exercised
+    monkeypatch.setattr(values, "BLOCK", 16)  # many small blocks: the block seams are exercised
+    monkeypatch.setattr(values, "SMALL", 0)
     rng = np.random.default_rng(3)
     for _ in range(15):
         sel = _selection(rng, int(rng.integers(1, 7)), counter=counter)
@@ -151,7 +153,8 @@ def test_parsed_queries_are_cached_and_errors_are_not() -> None:
 
 @pytest.mark.parametrize("op", ["min", "max"])
 def test_minmax_over_time_matches_the_per_window_loop(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(W, "BLOCK", 16)
+    monkeypatch.setattr(values, "BLOCK", 16)
+    monkeypatch.setattr(values, "SMALL", 0)
     rng = np.random.default_rng(4)
     for _ in range(15):
         sel = _selection(rng, int(rng.integers(1, 7)), counter=False)

@@ -7,12 +7,16 @@ Labels are sorted (name, value) tuples, the hashable form of heron.metrics.model
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from heron.metrics.model import Labels
 from heron.promql.fetch import Selection
+
+BLOCK = 1 << 15  # (series, step) pairs per block: a block's temporaries stay in the CPU cache
+SMALL = 256  # up to this many (series, step) pairs, window bounds come from one binary search
 
 
 @dataclass
@@ -63,6 +67,20 @@ class Range:
     steps: np.ndarray | None = None  # (S,) the outer step times (before offset and @)
     extra: dict[str, object] = field(default_factory=dict)
 
+    def window_blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(a, b, lo, hi) for blocks of series rows a..b-1 of about BLOCK (series, step) pairs:
+        the bounds are computed block by block, so they stay in the CPU cache for the caller."""
+        steps = len(self.ends)
+        per = max(1, BLOCK // max(steps, 1))
+        cached = self.extra.get("windows")
+        for a in range(0, len(self.sel.labels), per):
+            b = min(len(self.sel.labels), a + per)
+            if isinstance(cached, tuple):
+                all_lo, all_hi = cached
+                yield a, b, all_lo[a:b], all_hi[a:b]
+            else:
+                yield a, b, upto(self.sel, self.ends - self.range_ms, a, b), upto(self.sel, self.ends, a, b)
+
     def windows(self) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) sample index bounds, each (N, S): samples lo..hi-1 are in the window."""
         cached = self.extra.get("windows")
@@ -72,32 +90,35 @@ class Range:
         return cached  # type: ignore[return-value]
 
 
-def upto(sel: Selection, times: np.ndarray) -> np.ndarray:
+def upto(sel: Selection, times: np.ndarray, a: int = 0, b: int | None = None) -> np.ndarray:
     """(N, S) flat index, per series i and time s, of the first sample of i after times[s]
-    (a 'right' search of every (series, time) pair).
+    (a 'right' search of every (series, time) pair); rows a..b-1 only when given.
 
     Counts instead of searching: each sample finds its step in the short sorted `times` array,
     a bincount per (series, step) and a running sum along the steps give every bound in
     O(samples + N x S), where a search over all samples per pair is O(N x S x log samples)."""
-    n, steps = len(sel.labels), len(times)
+    b = len(sel.labels) if b is None else b
+    n, steps = b - a, len(times)
     times = np.asarray(times, np.int64)
-    if n == 0 or steps == 0:
-        return np.zeros((n, steps), np.int64)
-    if steps > 1 and bool((times[1:] < times[:-1]).any()):
-        return np.searchsorted(sel.keys(), sel.query_keys(times), "right")
-    counts = np.diff(sel.starts)
+    if n <= 0 or steps == 0:
+        return np.zeros((max(n, 0), steps), np.int64)
+    if n * steps <= SMALL or (steps > 1 and bool((times[1:] < times[:-1]).any())):
+        # few pairs (instant queries of rules): one search beats a dozen array calls
+        return np.searchsorted(sel.keys(), sel.query_keys(times)[a:b], "right")
+    starts = sel.starts[a:b + 1]
+    ts = sel.ts[int(starts[0]):int(starts[-1])]
     step = int(times[1] - times[0]) if steps > 1 else 0
     if step > 0 and bool((times[1:] - times[:-1] == step).all()):
         # a regular grid: the first step at or after each sample is a ceiling division
-        pos = sel.ts - (int(times[0]) - step + 1)
+        pos = ts - (int(times[0]) - step + 1)
         pos //= step
         np.clip(pos, 0, steps, out=pos)
     else:
-        pos = np.searchsorted(times, sel.ts, "left")  # the first step at or after each sample
-    pos += np.repeat(np.arange(0, n * (steps + 1), steps + 1, dtype=np.int64), counts)
+        pos = np.searchsorted(times, ts, "left")  # the first step at or after each sample
+    pos += np.repeat(np.arange(0, n * (steps + 1), steps + 1, dtype=np.int64), np.diff(starts))
     hist = np.bincount(pos, minlength=n * (steps + 1)).reshape(n, steps + 1)[:, :steps]
     out = np.cumsum(hist, axis=1)
-    out += sel.starts[:-1, None]
+    out += starts[:-1, None]
     return out
 
 

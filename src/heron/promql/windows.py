@@ -55,26 +55,18 @@ def _first_last(r: Range) -> tuple[np.ndarray, ...]:
     return lo, hi, n, first, last
 
 
-BLOCK = 1 << 15  # (series, step) pairs per block: a block's temporaries stay in the CPU cache
-
-
-def row_blocks(rows: int, steps: int) -> list[tuple[int, int]]:
-    """Row ranges of about BLOCK pairs each."""
-    per = max(1, BLOCK // max(steps, 1))
-    return [(a, min(rows, a + per)) for a in range(0, rows, per)]
-
-
 def extrapolated(r: Range, is_counter: bool, is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
     """Prometheus' extrapolatedRate for rate/increase/delta.
 
     Every window is read through its first and last sample index; counter resets inside a
-    window come from a running sum of the values before each drop. The arithmetic runs in
-    place over blocks of series small enough to stay in the CPU cache."""
-    lo, hi = r.windows()
+    window come from a running sum of the values before each drop. Bounds and arithmetic run
+    in place over blocks of series small enough to stay in the CPU cache."""
     ts, vs = r.sel.ts, r.sel.values
-    present = (hi - lo) >= 2
+    shape = (len(r.sel.labels), len(r.ends))
+    out = np.full(shape, np.nan)
+    present = np.zeros(shape, bool)
     if len(ts) == 0:
-        return np.full(lo.shape, np.nan), present
+        return out, present
     csum = None
     if is_counter and len(vs) > 1:
         # Counter resets: add the value before every drop inside the window.
@@ -86,14 +78,14 @@ def extrapolated(r: Range, is_counter: bool, is_rate: bool) -> tuple[np.ndarray,
             sidx_starts = r.sel.starts[:-1]
             drops[sidx_starts[sidx_starts < len(vs)]] = 0.0
             csum = np.cumsum(drops)
-    out = np.empty(lo.shape)
     ends = r.ends[None, :]
     range_start = ends - r.range_ms
     with np.errstate(divide="ignore", invalid="ignore"):
-        for a, b in row_blocks(lo.shape[0], lo.shape[1]):
-            out[a:b] = _extrapolate_block(lo[a:b], hi[a:b], ts, vs, csum, ends, range_start,
-                                          r.range_ms, is_counter, is_rate)
-    out[~present] = np.nan
+        for a, b, lo, hi in r.window_blocks():
+            ok = (hi - lo) >= 2
+            present[a:b] = ok
+            res = _extrapolate_block(lo, hi, ts, vs, csum, ends, range_start, r.range_ms, is_counter, is_rate)
+            np.copyto(out[a:b], res, where=ok)
     return out, present
 
 
@@ -403,25 +395,23 @@ def minmax(r: Range, op: str) -> tuple[np.ndarray, np.ndarray]:
     """min/max_over_time through a sparse table: every window is two overlapping power-of-two
     blocks, so the cost is O(samples x log(width)) whatever the window overlap. Built and read
     per block of series (cache-sized), with the levels stacked so each block is two gathers."""
-    lo, hi = r.windows()
-    present = hi > lo
     vals = r.sel.values
-    out = np.full(lo.shape, np.nan)
-    if len(vals) == 0 or not present.any():
+    shape = (len(r.sel.labels), len(r.ends))
+    out = np.full(shape, np.nan)
+    present = np.zeros(shape, bool)
+    if len(vals) == 0:
         return out, present
     f = np.fmax if op == "max" else np.fmin
     starts = r.sel.starts
-    for a, b in row_blocks(lo.shape[0], lo.shape[1]):
+    for a, b, lo, hi in r.window_blocks():
+        n = hi - lo
+        present[a:b] = n > 0
         s0, s1 = int(starts[a]), int(starts[b])
-        if s1 == s0:
+        width = int(n.max()) if n.size else 0
+        if s1 == s0 or width <= 0:
             continue
         v = vals[s0:s1]
         m = len(v)
-        blo, bhi = lo[a:b] - s0, hi[a:b] - s0
-        n = bhi - blo
-        width = int(n.max())
-        if width <= 0:
-            continue
         levels = [v]
         k = 1
         while 2 * k <= width:
@@ -433,10 +423,10 @@ def minmax(r: Range, op: str) -> tuple[np.ndarray, np.ndarray]:
         table = np.concatenate(levels) if len(levels) > 1 else v
         lvl = (np.frexp(np.maximum(n, 1))[1] - 1).astype(np.int64)  # floor(log2(n)), exact
         base = lvl * m
-        i1 = base + np.minimum(blo, m - 1)
-        i2 = base + np.clip(bhi - (np.int64(1) << lvl), 0, m - 1)
+        i1 = base + np.minimum(lo - s0, m - 1)
+        i2 = base + np.clip(hi - s0 - (np.int64(1) << lvl), 0, m - 1)
         res = f(table[i1], table[i2])
-        out[a:b] = np.where(n > 0, res, np.nan)
+        np.copyto(out[a:b], res, where=n > 0)
     return out, present
 
 
