@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
+from heron.promql import encode
 from heron.promql.encode import format_time, format_values, query_body
 from heron.promql.result import Result, Sample, Series, format_value
 
@@ -70,3 +72,14 @@ def test_vector_scalar_string_bodies() -> None:
     st = Result("string", string=(3.0, 'he said "hi"'))
     assert json.loads(query_body(st))["data"]["result"] == [3, 'he said "hi"']
     assert json.loads(query_body(Result("matrix")))["data"]["result"] == []
+
+
+def test_matrix_body_in_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encode, "CHUNK_POINTS", 3)
+    grid = np.arange(0, 60_000 * 5, 60_000, dtype=np.int64)
+    rng = np.random.default_rng(1)
+    series = [Series({"i": str(i)}, times_ms=grid if i % 3 else grid[1:3],
+                     values=rng.random(5 if i % 3 else 2) * 10 ** i) for i in range(12)]
+    series.append(Series({"empty": "1"}, []))
+    res = Result("matrix", matrix=series, grid_ms=grid)
+    _same(query_body(res, grid=grid), res)

@@ -83,33 +83,51 @@ def _time_prefixes(times: np.ndarray, grid: np.ndarray | None) -> list[bytes]:
     return list(pref[inv].tolist())
 
 
+CHUNK_POINTS = 1 << 16  # points formatted at a time: the per-point byte strings stay few
+
+
 def _matrix(res: Result, series: list[Any], grid: np.ndarray | None) -> list[bytes]:
     if not series:
         return [b"[]"]
-    counts = [len(s.values) for s in series]
-    vals = format_values(np.concatenate([s.values for s in series]))
     # Series with a point at every step share one %-template of the step times.
+    template = b""
+    if grid is not None:
+        template = b",".join([b"[" + format_time(t) + b',"%s"]' for t in grid.tolist()])
+    parts = [b"["]
+    i = 0
+    while i < len(series):
+        j, points = i, 0
+        while j < len(series) and (j == i or points + len(series[j].values) <= CHUNK_POINTS):
+            points += len(series[j].values)
+            j += 1
+        parts.append(_matrix_chunk(series[i:j], grid, template))
+        i = j
+    parts[-1] = parts[-1][:-1]  # the last series' trailing comma
+    parts.append(b"]")
+    return parts
+
+
+def _matrix_chunk(series: list[Any], grid: np.ndarray | None, template: bytes) -> bytes:
+    vals = format_values(np.concatenate([s.values for s in series]))
     dense = [grid is not None and (s.times_ms is grid or (len(s.times_ms) == len(grid)
                                                        and bool((s.times_ms == grid).all())))
              for s in series]
-    template = b""
-    if grid is not None and any(dense):
-        template = b",".join([b"[" + format_time(t) + b',"%s"]' for t in grid.tolist()])
     sparse = [s.times_ms for s, d in zip(series, dense, strict=True) if not d]
     prefixes = _time_prefixes(np.concatenate(sparse), grid) if sparse else []
-    parts = [b"["]
+    parts = []
     a = p = 0
-    for s, c, d in zip(series, counts, dense, strict=True):
-        if d:
+    for s, d in zip(series, dense, strict=True):
+        c = len(s.values)
+        if c == 0:
+            pts = b""
+        elif d:
             pts = template % tuple(vals[a:a + c])
         else:
             pts = b'"],'.join(map(operator.add, prefixes[p:p + c], vals[a:a + c])) + b'"]'
             p += c
         parts += (b'{"metric":', _dumps(s.labels), b',"values":[', pts, b"]},")
         a += c
-    parts[-1] = b"]}"
-    parts.append(b"]")
-    return parts
+    return b"".join(parts)
 
 
 def _vector(res: Result, samples: list[Any]) -> bytes:
