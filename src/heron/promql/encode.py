@@ -114,7 +114,7 @@ def _matrix_chunk(series: list[Any], grid: np.ndarray | None, template: bytes) -
              for s in series]
     sparse = [s.times_ms for s, d in zip(series, dense, strict=True) if not d]
     prefixes = _time_prefixes(np.concatenate(sparse), grid) if sparse else []
-    parts = []
+    parts: list[bytes] = []
     a = p = 0
     for s, d in zip(series, dense, strict=True):
         c = len(s.values)
