@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,30 @@ async def send(url: str, headers: dict[str, str], bodies: list[bytes], concurren
         return time.perf_counter() - t0
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its descendants (decode workers), from /proc:
+    unlike throughput it barely depends on what else the shared machine runs."""
+    parent: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(stat.parent.name)
+        parent[p] = int(fields[1])
+        times[p] = (int(fields[11]) + int(fields[12])) / TICK
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0.0)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return total
+
+
 class Prometheus:
     def __enter__(self) -> Prometheus:
         self.dir = Path(tempfile.mkdtemp(prefix="bench-prom-"))
@@ -108,8 +133,10 @@ def main() -> None:
                     help="one Heron per value: remote-write decoding in N worker processes (0: a thread)")
     args = ap.parse_args()
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
+    print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round)"
+          " per 10k samples; cpu ratio = prometheus cpu / heron cpu (> 1: Heron spends less)")
     print(f"{'series':>8} {'round':>6} {'heron':>8} {'heron samples/s':>16} {'prometheus samples/s':>21} "
-          f"{'ratio':>6} {'load1':>6}")
+          f"{'ratio':>6} {'heron cpu':>10} {'prom cpu':>9} {'cpu ratio':>10} {'load1':>6}")
     for n in args.series:
         now = int(time.time() * 1000) - 3_600_000
         rounds = [payloads(n, args.batch, now + r * 15_000) for r in range(args.rounds)]
@@ -117,6 +144,7 @@ def main() -> None:
             "max_series": 0, "max_series_per_metric": 0}}}, env={"HERON_DECODE_WORKERS": str(w)})
             for w in args.decode_workers}
         results: dict[str, list[float]] = {name: [] for name in [*herons, "prometheus"]}
+        cpu: dict[str, list[float]] = {name: [] for name in results}
         loads: list[str] = []
         warmup = payloads(100, 100, now - 60_000, job="warmup")  # first-request costs out of the figures
         # All receivers run side by side and each round goes to one then the other, so a change
@@ -127,22 +155,38 @@ def main() -> None:
             prom = stack.enter_context(Prometheus())
             targets = [(name, h.url + "/api/v1/write", h.headers) for name, h in herons.items()]
             targets.append(("prometheus", f"http://127.0.0.1:{prom.port}/api/v1/write", {}))
+            pids = {name: h.proc.pid for name, h in herons.items() if h.proc is not None}
+            pids["prometheus"] = prom.proc.pid
             for _, url, headers in targets:
                 asyncio.run(send(url, headers, warmup, 1))
             for r, bodies in enumerate(rounds):
                 loads.append(Path("/proc/loadavg").read_text().split()[0])
                 for name, url, headers in (targets if r % 2 == 0 else targets[::-1]):
                     time.sleep(args.settle)  # the other's background work (inserts, head) settles
+                    cpu[name].append(cpu_seconds(pids[name]))
                     results[name].append(asyncio.run(send(url, headers, bodies, args.concurrency)))
+            time.sleep(args.settle * 2)  # background work of the last round counts too
+            for name in cpu:
+                cpu[name].append(cpu_seconds(pids[name]))
         for h in herons.values():
             shutil.rmtree(h.data_dir, ignore_errors=True)
         tp = n * args.rounds / sum(results["prometheus"])
+
+        def per10k(name: str, r: int | None, cpu: dict[str, list[float]] = cpu, n: int = n) -> float:
+            """CPU ms per 10k samples in round r (None: all rounds)."""
+            used = cpu[name][-1] - cpu[name][0] if r is None else cpu[name][r + 1] - cpu[name][r]
+            return used * 1000 / (n * (args.rounds if r is None else 1) / 10_000)
+
         for name in herons:
             for r in range(args.rounds):
                 h, p = n / results[name][r], n / results["prometheus"][r]
-                print(f"{n:>8} {r + 1:>6} {name:>8} {h:>16,.0f} {p:>21,.0f} {h / p:>6.2f} {loads[r]:>6}")
+                hc, pc = per10k(name, r), per10k("prometheus", r)
+                print(f"{n:>8} {r + 1:>6} {name:>8} {h:>16,.0f} {p:>21,.0f} {h / p:>6.2f} {hc:>10.0f} {pc:>9.0f} "
+                      f"{pc / hc:>10.2f} {loads[r]:>6}")
             th = n * args.rounds / sum(results[name])
-            print(f"{n:>8} {'all':>6} {name:>8} {th:>16,.0f} {tp:>21,.0f} {th / tp:>6.2f}")
+            hc, pc = per10k(name, None), per10k("prometheus", None)
+            print(f"{n:>8} {'all':>6} {name:>8} {th:>16,.0f} {tp:>21,.0f} {th / tp:>6.2f} {hc:>10.0f} {pc:>9.0f} "
+                  f"{pc / hc:>10.2f}")
 
 
 if __name__ == "__main__":
