@@ -265,6 +265,7 @@ def main() -> None:
         while metric(c, "heron_errors_queue_envelopes") > 0 and time.monotonic() < deadline:
             time.sleep(0.2)
         t_drained = time.monotonic()
+        backlog_final = metric(c, "heron_errors_queue_envelopes")
         main2, work2 = cpu_tree(proc.proc.pid)
         issues = c.get("/api/0/projects/heron/bench/issues/", params={"limit": 100}).json()
         counted = sum(int(i["count"]) for i in issues)
@@ -285,8 +286,10 @@ def main() -> None:
     print(f"{'processed events/s while draining':{w}} {drained / max(t_drained - t_end, 1e-9):>12.0f}")
     print(f"{'request latency p50 (ms)':{w}} {lat[len(lat) // 2] * 1000:>12.1f}")
     print(f"{'request latency p95 (ms)':{w}} {lat[int(len(lat) * 0.95)] * 1000:>12.1f}")
-    print(f"{'issues / events counted in issues':{w}} {len(issues):>5} / {counted:<6}"
-          f"{'  (all acknowledged)' if counted == ok else '  (MISSING ' + str(ok - counted) + ')'}")
+    note = "  (all acknowledged)" if counted == ok else \
+        f"  ({backlog_final:.0f} envelopes still queued at the --drain limit)" if backlog_final else \
+        f"  (MISSING {ok - counted})"
+    print(f"{'issues / events counted in issues':{w}} {len(issues):>5} / {counted:<6}{note}")
     total_cpu = main2 - main0 + work2 - work0
     if args.split:
         print(f"{'ack path CPU ms/event (server, run)':{w}} {(main1 - main0) * 1000 / max(ok, 1):>12.3f}  "
