@@ -71,6 +71,27 @@ async def test_resent_event_is_stored_and_counted_once(heron: Heron, client: htt
     assert tracking(heron).items.labels("event", "duplicate")._value.get() == 2
 
 
+async def test_the_answered_id_is_the_stored_id(heron: Heron, client: httpx.AsyncClient) -> None:
+    """An event without a usable id gets one in the request path; it travels in the queue record,
+    so the stored event (and a replay of it) carries the id the SDK heard back."""
+    pid, key = new_project(heron)
+    ids = []
+    for ev_id, header in (("not-an-id", {}), (None, {}), (None, {"event_id": "AB" * 16})):
+        ev = exc_event()
+        if ev_id is None:
+            del ev["event_id"]
+        else:
+            ev["event_id"] = ev_id
+        r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", ev), headers=header))
+        assert r.status_code == 200 and re.fullmatch("[0-9a-f]{32}", r.json()["id"])
+        ids.append(r.json()["id"])
+    assert ids[2] == "ab" * 16
+    tracking(heron).flush()
+    db = heron.storage.database
+    stored = heron.storage.execute(f"SELECT event_id FROM `{db}`.error_events").column("event_id").to_pylist()
+    assert sorted(stored) == sorted(ids)
+
+
 def _children(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():

@@ -23,7 +23,7 @@ import pyarrow as pa
 from heron.errors import rows
 from heron.errors.envelope import Envelope, Item, decompress, parse_envelope, parse_store_body
 from heron.errors.grouping import group
-from heron.errors.normalize import clamp_ts, normalize, user_key
+from heron.errors.normalize import clamp_ts, normalize, user_key, valid_event_id
 from heron.errors.scrub import Scrubber
 from heron.exceptions import BadRequest
 
@@ -101,7 +101,7 @@ def digest(records: list[Record], ctx: Context) -> Digest:
             out.outcomes["envelope", "invalid"] += 1
             out.warnings.append(f"project {slug}: envelope dropped after acceptance: {exc}")
             continue
-        fallback_id = env.headers.get("event_id") or event_id
+        fallback_id = event_id or env.headers.get("event_id")  # what the request was answered with
         for it in env.items:
             t = it.type
             outcome = "accepted"
@@ -110,8 +110,8 @@ def digest(records: list[Record], ctx: Context) -> Digest:
                     payload = raw if raw is not None else it.json()
                     if not isinstance(payload, dict):
                         raise BadRequest(f"{t} item: payload must be a JSON object")
-                    if fallback_id and "event_id" not in payload:
-                        # the id the request was answered with; later items get their own
+                    if fallback_id and not valid_event_id(payload.get("event_id")):
+                        # the first event without a usable id gets the one the SDK heard back
                         payload, fallback_id = {**payload, "event_id": fallback_id}, None
                     ev = normalize(payload, received, ip or None, t)
                     scrub.event(ev)

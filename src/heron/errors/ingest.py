@@ -11,7 +11,6 @@ Normalizing, scrubbing, grouping, rows and issue counters run behind the queue, 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,6 +21,7 @@ from heron.errors.crons import Crons
 from heron.errors.digest import EVENT_TYPES
 from heron.errors.envelope import decompress, parse_envelope, parse_store_body
 from heron.errors.issues import Change, IssueStore
+from heron.errors.normalize import event_id, valid_event_id
 from heron.errors.process import Processor
 from heron.errors.projects import Project, Projects, RateLimiter, base_url
 from heron.errors.queue import EnvelopeQueue
@@ -118,8 +118,9 @@ class ErrorTracking:
         if wait:
             self.items.labels("event", "rate_limited").inc(n_events)
             raise RateLimited(wait, "error;transaction;default;security")
-        eid = (str(eid).replace("-", "").lower()[:32] or None) if eid else \
-            (uuid.uuid4().hex if n_events else None)
+        # The id the SDK hears back; an event without a usable one gets it (it travels in the record,
+        # so a replay after a crash assigns the same id again).
+        eid = event_id(eid) if n_events else valid_event_id(eid)
         await self.queue.put(project.id, kind, body, encoding, client_ip, eid)
         m = self.heron.metrics
         m.ingest_requests.labels("errors").inc()

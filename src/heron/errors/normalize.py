@@ -30,12 +30,17 @@ _NOT_IN_APP = re.compile(r"(site-packages|dist-packages|node_modules|/lib/python
                          r"^internal/|^node:|/usr/lib/)")
 
 
-def event_id(value: Any) -> str:
+def valid_event_id(value: Any) -> str | None:
+    """The 32-hex form of an event id (dashes and case removed), or None if it is not one."""
     if isinstance(value, str):
         v = value.replace("-", "").lower()
         if _HEX32.match(v):
             return v
-    return uuid.uuid4().hex
+    return None
+
+
+def event_id(value: Any) -> str:
+    return valid_event_id(value) or uuid.uuid4().hex
 
 
 def timestamp(value: Any, received: float) -> float | None:
