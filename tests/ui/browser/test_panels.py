@@ -165,3 +165,24 @@ def test_explore_absolute_range_from_the_url_and_legacy_links(tab: Tab, ui_env: 
     q = parse_qs(urlparse(sent[-1]).query)
     assert float(q["start"][0]) == t0 and float(q["end"][0]) == t1
     assert tab.problems(missing(ui_env)) == []
+
+
+def test_panels_using_variables_wait_for_them(tab: Tab, ui_env: Env) -> None:
+    """${var} and [[var]] forms: such panels are not prefetched with the variable unresolved."""
+    dash = {"uid": "ui-vars", "title": "Vars", "time": {"from": "now-1h", "to": "now"},
+            "templating": {"list": [{"name": "env", "type": "custom", "query": "api,worker",
+                                     "current": {"value": "api"}}]},
+            "panels": [_panel("timeseries", "Braces", 'sum(rate(http_requests_total{job="${env}"}[5m]))', 0, 0, w=12),
+                       _panel("timeseries", "Brackets", 'count(http_requests_total{job="[[env]]"})', 12, 0, w=12),
+                       _panel("timeseries", "Plain", RATE, 0, 8, w=12)]}
+    with ui_env.heron.client() as c:
+        assert c.post("/api/heron/dashboards", json=dash).status_code == 200
+    sent: list[str] = []
+    tab.page.on("request", lambda r: sent.append(r.url) if "/api/v1/query" in r.url else None)  # type: ignore[attr-defined]
+    tab.go("/d/ui-vars")
+    tab.page.wait_for_function("() => window.heronDashboard && window.heronDashboard.drawnAt !== null")  # type: ignore[attr-defined]
+    states = tab.page.locator("[data-panel]").evaluate_all("els => els.map(e => e.dataset.state)")  # type: ignore[attr-defined]
+    assert states == ["done", "done", "done"]
+    exprs = [parse_qs(urlparse(u).query)["query"][0] for u in sent]
+    assert not any("env" in e for e in exprs) and sum('job="api"' in e for e in exprs) == 2
+    assert tab.problems(missing(ui_env)) == []

@@ -34,8 +34,8 @@ async function load() {
   // Panels that use no template variable are queried right away, before variables resolve and
   // before any layout; renderAll() then picks up the same in-flight requests.
   const names = ((model.templating && model.templating.list) || []).map((v) => v.name).filter(Boolean);
-  const usesVar = (p) => names.length && (p.targets || []).some((t) => names.some((n) => String(t.expr || '').includes('$' + n) ||
-    String(t.expr || '').includes('[[' + n)));
+  const usesVar = (p) => names.length && (p.targets || []).some((t) => names.some((n) => ['$' + n, '${' + n, '[[' + n]
+    .some((form) => String(t.expr || '').includes(form) || String(t.legendFormat || '').includes(form))));
   const range = timeRange();
   for (const p of visiblePanels()) if (!usesVar(p)) prefetch(p, panelCtx(p, range));
   document.title = model.title + ' · Heron';
