@@ -87,6 +87,13 @@ def test_provisioning_config_errors(tmp_path: Path) -> None:
         validate(cfg)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"ui\.theme: unknown key"):
         validate(make_config(tmp_path, ui={"theme": "x"}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"ui\.query_cache\.ttl: expected one of max_mb, recent_ttl, ttl"):
+        validate(make_config(tmp_path, ui={"query_cache": {"ttl": "1m"}}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"ui\.query_cache\.size: expected one of"):
+        validate(make_config(tmp_path, ui={"query_cache": {"size": 3}}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"ui\.query_cache: must be a mapping"):
+        validate(make_config(tmp_path, ui={"query_cache": 60}))  # type: ignore[arg-type]
+    validate(make_config(tmp_path, ui={"query_cache": {"ttl": 0, "recent_ttl": 5, "max_mb": 8}}))  # type: ignore[arg-type]
 
 
 async def test_provisioning_from_files(tmp_path: Path) -> None:
