@@ -26,6 +26,7 @@ storage (`promql.fetch` splits a range that straddles the start).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -269,8 +270,12 @@ class Head:
 
     # --- start-up ------------------------------------------------------------------------------
 
-    def load(self, storage: Storage, now_ms: int | None = None) -> int:
-        """Read the last window from storage in one query, then claim coverage. Returns samples."""
+    def load(self, storage: Storage, now_ms: int | None = None, chunk_rows: int = 1_000_000) -> int:
+        """Read the last window from storage, then claim coverage. Returns the samples loaded.
+
+        One query for the series, then the samples in slices of the series-id space (about
+        `chunk_rows` each, every slice one primary-key range), so the transient memory of the
+        read stays a fraction of the head's own."""
         if self.disabled is not None:
             return 0
         db = storage.database
@@ -279,9 +284,6 @@ class Head:
             oldest = storage.execute(f"SELECT count() AS n, min(ts) AS lo FROM `{db}`.metric_samples")
             row: dict[str, Any] = oldest.to_pylist()[0] if oldest.num_rows else {"n": 0, "lo": 0}
             complete = not row["n"] or int(row["lo"]) >= cutoff
-            samples = storage.execute(
-                f"SELECT series_id, ts, value FROM `{db}`.metric_samples WHERE ts >= {cutoff} "
-                f"AND ts < {TS_LIMIT} ORDER BY series_id, ts")
             series = storage.execute(
                 f"SELECT series_id, any(labels) AS lbls FROM `{db}`.metric_series WHERE series_id IN "
                 f"(SELECT DISTINCT series_id FROM `{db}`.metric_samples WHERE ts >= {cutoff}) "
@@ -289,19 +291,33 @@ class Head:
             sids = series.column("series_id").to_numpy().astype(np.uint64) if series.num_rows else \
                 np.empty(0, np.uint64)
             labels = [tuple(sorted(row)) for row in series.column("lbls").to_pylist()] if series.num_rows else []
-            s_id = samples.column("series_id").to_numpy().astype(np.uint64) if samples.num_rows else \
-                np.empty(0, np.uint64)
-            ts = samples.column("ts").to_numpy().astype(np.int64) if samples.num_rows else _EMPTY_I
-            vals = samples.column("value").to_numpy().astype(np.float64) if samples.num_rows else _EMPTY_F
-            at = np.searchsorted(sids, s_id)
-            known = at < len(sids)
-            known[known] = sids[at[known]] == s_id[known]  # samples of a series without a row: unreadable
-            with self._write_lock:
-                pos = self.index.positions(labels)
-            if len(pos) > MAX_SERIES:
+            del series
+            if len(labels) > MAX_SERIES:
                 self.disable(f"more than {MAX_SERIES} series in the window")
                 return 0
-            keys, values = _sorted_unique((pos[at[known]] << KEY_SHIFT) | ts[known], vals[known])
+            with self._write_lock:
+                pos = self.index.positions(labels)
+            slices = max(1, min(64, int(row["n"] or 0) // chunk_rows))
+            bounds = [k * (1 << 64) // slices for k in range(slices + 1)]
+            key_parts, value_parts = [], []
+            for lo, hi in itertools.pairwise(bounds):
+                upper = f" AND series_id < {hi}" if hi < (1 << 64) else ""
+                part = storage.execute(
+                    f"SELECT series_id, ts, value FROM `{db}`.metric_samples WHERE series_id >= {lo}{upper} "
+                    f"AND ts >= {cutoff} AND ts < {TS_LIMIT} ORDER BY series_id, ts")
+                if not part.num_rows:
+                    continue
+                s_id = part.column("series_id").to_numpy()
+                at = np.searchsorted(sids, s_id)
+                known = at < len(sids)
+                known[known] = sids[at[known]] == s_id[known]  # a sample without a series row: unreadable
+                key_parts.append((pos[at[known]] << KEY_SHIFT) | part.column("ts").to_numpy()[known])
+                value_parts.append(part.column("value").to_numpy()[known])
+                del part, s_id, at, known
+            keys = np.concatenate(key_parts) if key_parts else _EMPTY_I
+            values = np.concatenate(value_parts).astype(np.float64) if value_parts else _EMPTY_F
+            del key_parts, value_parts
+            keys, values = _sorted_unique(keys, values)
             with self._write_lock:
                 if self.disabled is not None:
                     return 0
