@@ -169,6 +169,8 @@ def test_bad_settings_name_the_field() -> None:
     assert (e.line, e.field) == (7, "alerting.alertmanagers.0.tls_config.ca_file") and "ca.pem" in str(e)
     e = parse({"tls_config": {"ca": "inline"}})
     assert (e.line, e.field) == (8, "alerting.alertmanagers.0.tls_config.ca")
+    e = parse({"tls_config": {"min_version": "TLS13"}})
+    assert e.field == "alerting.alertmanagers.0.tls_config.min_version" and "not supported" in str(e)
     e = parse({"alert_relabel_configs": [{"action": "explode"}]})
     assert (e.line, e.field) == (9, "alerting.alertmanagers.0.alert_relabel_configs.0.action")
     e = parse({"basic_auth": {"username": "u", "password": "p"}, "authorization": {"credentials": "t"}})
