@@ -219,7 +219,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--drain", type=float, default=120, help="seconds to wait for the backlog after the run")
-    ap.add_argument("--workers", default="auto", help="errors.queue.workers (auto: cores - 1)")
+    ap.add_argument("--workers", default="auto", help="errors.queue.workers (auto: one per core, up to 4)")
     ap.add_argument("--split", action="store_true",
                     help="hold processing back during the run (ack path alone), then drain (processing alone)")
     args = ap.parse_args()

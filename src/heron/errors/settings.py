@@ -7,7 +7,7 @@
       queue:                       # the envelope queue between acknowledgement and processing
         batch: 1000                # envelopes processed per batch (one control-store transaction)
         flush_interval: 200ms      # how long an accepted envelope may wait for its batch
-        workers: auto              # processes that digest big batches (auto: cores - 1; 0: none)
+        workers: auto              # processes that digest big batches (auto: one per core, up to 4; 0: none)
       alerts:
         new_issue: true
         regression: true
@@ -49,7 +49,7 @@ class ErrorsSettings:
     hold: float = 300.0
     queue_batch: int = 1000
     queue_flush_interval: float = 0.2
-    queue_workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 1) - 1)))
+    queue_workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
 
 def load(config: HeronConfig) -> ErrorsSettings:
