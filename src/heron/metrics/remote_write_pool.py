@@ -2,10 +2,11 @@
 
 Decoding in a thread holds the GIL for its Python parts, so the event loop and the WAL writer
 wait on it. A worker process decodes on another core and sends back the DecodedWrite pickled
-(protocol 5: numpy arrays as buffers, repeated label strings memoized); unpickling 2 000 new
-series costs the server ~10x less than decoding them. Each worker keeps its own label cache.
-Enabled with HERON_DECODE_WORKERS=N (N processes); bench/remote_write.py --decode-workers
-measures it side by side (on a 2-core machine it did not pay off; see docs/metrics-ingest.md).
+(protocol 5: numpy arrays as buffers, repeated label strings memoized); unpickling new series
+costs the server ~5x less CPU than decoding them. Each worker keeps its own label cache.
+Enabled with HERON_DECODE_WORKERS=N (N processes); bench/remote_write.py --decode-workers 0 1
+measures it side by side: on the shared 2-core machine it used more CPU in all (pickling, IPC)
+and did not raise throughput, so it stays off (see docs/metrics-ingest.md).
 """
 
 from __future__ import annotations
