@@ -124,7 +124,9 @@ def main() -> None:
         sql = HeronProcess(data_dir=tmp / "heron-sql", config={"storage": {"head_window": 0}}).start()
     t0 = time.time()
     heron = HeronProcess(data_dir=tmp / "heron").start()
-    print(f"heron: started (head loaded) in {time.time() - t0:.1f}s")
+    head = [ln for ln in httpx.get(heron.url + "/metrics", headers=heron.headers).text.splitlines()
+            if ln.startswith(("heron_head_samples ", "heron_head_coverage_start_seconds "))]
+    print(f"heron: started in {time.time() - t0:.1f}s; " + ", ".join(head))
     start, end = now - 2 * 3600 + 7, now + 7
     rows = []
     engines = [("heron", heron.url, heron.headers)]

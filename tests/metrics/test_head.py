@@ -259,6 +259,25 @@ def test_eviction_and_straddling_ranges(db: ChDBStorage) -> None:
     head.close()
 
 
+def test_concat_places_every_sample_like_a_sort() -> None:
+    """The straddle's per-series concatenation (no sort) equals the sorting merge."""
+    from heron.promql.fetch import _concat, _concat_sorted
+
+    rng = np.random.default_rng(9)
+
+    def sel(names: list[str], t0: int, t1: int) -> Selection:
+        counts = rng.integers(0, 5, len(names))
+        ts = np.concatenate([np.sort(rng.integers(t0, t1, c)) for c in counts]).astype(np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return Selection([(("n", x),) for x in names], ts, rng.random(len(ts)), starts, t0, t1)
+
+    old, new = sel(["a", "c", "d", "f"], 0, 100), sel(["b", "c", "f", "g"], 100, 200)
+    labels = sorted(set(old.labels) | set(new.labels))
+    want = _concat_sorted(old, new, labels, {lb: i for i, lb in enumerate(labels)}, 0, 200)
+    got = _concat(old, new, 0, 200)
+    assert not same(got, want) and got.labels == labels
+
+
 def test_sample_cap_shrinks_the_window(db: ChDBStorage) -> None:
     series = make_series(20)
     data = make_data(series, NOW - HOUR, NOW)

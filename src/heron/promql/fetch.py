@@ -136,20 +136,46 @@ def _from_head(head: Head, groups: list[list[Matcher]], mint: int, maxt: int,
 
 
 def _concat(old: Selection, new: Selection, mint: int, maxt: int) -> Selection:
-    """Per-series concatenation of two selections over disjoint, consecutive time ranges."""
+    """Per-series concatenation of two selections over disjoint, consecutive time ranges.
+
+    Both are sorted by (series, ts) and every `old` sample precedes every `new` one, so each
+    sample's place is computed directly (no sort)."""
     if not old.labels:
         return Selection(new.labels, new.ts, new.values, new.starts, mint, maxt)
     if not new.labels:
         return Selection(old.labels, old.ts, old.values, old.starts, mint, maxt)
     labels = sorted(set(old.labels) | set(new.labels))
     rank = {lb: i for i, lb in enumerate(labels)}
+    n = len(labels)
+    if len(set(old.labels)) != len(old.labels) or len(set(new.labels)) != len(new.labels):
+        # a label set repeated (two stored ids with the same non-empty labels): merge by sorting
+        return _concat_sorted(old, new, labels, rank, mint, maxt)
+    old_at = np.fromiter((rank[lb] for lb in old.labels), np.int64, len(old.labels))
+    new_at = np.fromiter((rank[lb] for lb in new.labels), np.int64, len(new.labels))
+    old_n, new_n = np.diff(old.starts), np.diff(new.starts)
+    c_old, c_new = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    c_old[old_at], c_new[new_at] = old_n, new_n
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(c_old + c_new, out=starts[1:])
+    # destination of sample j of old series i: starts[rank] + (j - old.starts[i]); new ones after
+    dst_old = np.arange(len(old.ts), dtype=np.int64) + np.repeat(starts[old_at] - old.starts[:-1], old_n)
+    dst_new = np.arange(len(new.ts), dtype=np.int64) + np.repeat(
+        starts[new_at] + c_old[new_at] - new.starts[:-1], new_n)
+    ts = np.empty(int(starts[-1]), np.int64)
+    values = np.empty(int(starts[-1]), np.float64)
+    ts[dst_old], ts[dst_new] = old.ts, new.ts
+    values[dst_old], values[dst_new] = old.values, new.values
+    return Selection(labels, ts, values, starts, mint, maxt)
+
+
+def _concat_sorted(old: Selection, new: Selection, labels: list[Labels], rank: dict[Labels, int],
+                   mint: int, maxt: int) -> Selection:
     sidx = np.concatenate([
         np.repeat(np.asarray([rank[lb] for lb in old.labels], np.int64), np.diff(old.starts)),
         np.repeat(np.asarray([rank[lb] for lb in new.labels], np.int64), np.diff(new.starts))])
     order = np.argsort(sidx, kind="stable")  # old samples precede new ones within a series
-    counts = np.bincount(sidx, minlength=len(labels))
     starts = np.zeros(len(labels) + 1, np.int64)
-    np.cumsum(counts, out=starts[1:])
+    np.cumsum(np.bincount(sidx, minlength=len(labels)), out=starts[1:])
     return Selection(labels, np.concatenate([old.ts, new.ts])[order],
                      np.concatenate([old.values, new.values])[order], starts, mint, maxt)
 
