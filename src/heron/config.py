@@ -86,6 +86,8 @@ class StorageConfig(_Section):
     @field_validator("head_window", mode="before")
     @classmethod
     def _v_head(cls, v: Any) -> float:
+        if isinstance(v, str) and v.strip().isdigit():  # `"0"` (off) or plain seconds
+            v = int(v)
         if parse_duration(v) < 0:
             raise ValueError("head_window must not be negative")
         return parse_duration(v)

@@ -331,6 +331,24 @@ async def test_acknowledged_writes_are_queryable_at_once(tmp_path: Path) -> None
         await heron.stop()
 
 
+async def test_head_window_zero_reads_storage(tmp_path: Path) -> None:
+    from tests.conftest import make_config
+
+    heron = Heron(make_config(tmp_path, storage={"head_window": "0"}))  # type: ignore[arg-type]
+    await heron.start()
+    try:
+        assert heron.head is None and heron.metrics_writer.head is None and heron.query_engine.head is None
+        data = make_data(make_series(9), NOW - 10 * 60_000, NOW)
+        await heron.metrics_writer.write([lb for lb, _, _ in data], [len(t) for _, t, _ in data],
+                                         np.concatenate([t for _, t, _ in data]),
+                                         np.concatenate([v for _, _, v in data]))
+        await asyncio.to_thread(heron.pipeline.flush)
+        got = heron.query_engine.instant("count(http_requests_total)", NOW / 1000).to_prometheus()
+        assert got["result"][0]["value"][1] == "3"
+    finally:
+        await heron.stop()
+
+
 def _query(h: HeronProcess, q: str, t: float) -> Any:
     r = httpx.get(h.url + "/api/v1/query", params={"query": q, "time": str(t)}, headers=h.headers, timeout=30)
     r.raise_for_status()
