@@ -10,7 +10,7 @@ Layout (no per-sample Python anywhere):
 - a sorted *block*: `keys` (int64, `position << 42 | ts`, sorted, unique) and `values`; the
   samples of series p in [mint, maxt] are one `np.searchsorted` pair away;
 - an unsorted *tail* of the chunks written since the last compaction (write order);
-- a compaction (background thread, when the tail is large or every few seconds) sorts the tail,
+- a compaction (background thread, when the tail is large or 30 s old) sorts the tail,
   merges it into the block in O(n) (a duplicate (series, ts): the later write wins, as the
   storage read keeps the last row), and evicts samples older than the window.
 Readers take the current immutable `_State` and never lock; writers and the compactor swap
@@ -130,6 +130,8 @@ class Head:
         self._thread_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._compacted_at = time.monotonic()
+        self._evicted_to = EVERYTHING  # the cutoff of the last eviction pass
         self.disabled: str | None = None
 
     # --- state ---------------------------------------------------------------------------------
@@ -223,6 +225,14 @@ class Head:
                     self._thread = threading.Thread(target=self._run, name="heron-head-compact", daemon=True)
                     self._thread.start()
 
+    def _due(self) -> bool:
+        """A compaction copies the whole block: run it when the tail is large, when a small tail
+        has waited `compact_every` x 6, or when a 32nd of the window is ready to be evicted."""
+        st, now = self._state, time.monotonic()
+        if st.tail_n >= self.tail_limit or (st.tail_n and now - self._compacted_at >= 6 * self.compact_every):
+            return True
+        return self._now_ms() - self.window_ms - self._evicted_to >= self.window_ms // 32
+
     def _run(self) -> None:
         while not self._closed:
             self._wake.wait(self.compact_every)
@@ -230,7 +240,8 @@ class Head:
             if self._closed:
                 break
             try:
-                self.compact()
+                if self._due():
+                    self.compact()
             except Exception:  # never let the compactor die silently: queries would slow down
                 log.exception("head compaction failed")
 
@@ -262,6 +273,7 @@ class Head:
                     keys, values = keys[~old], values[~old]
             else:
                 evicted = False
+            self._compacted_at, self._evicted_to = time.monotonic(), cutoff
             with self._write_lock:
                 cur = self._state
                 self._state = _State(keys, values, cur.tail[k:], cur.tail_n - st.tail_n, cur.coverage)
