@@ -112,27 +112,39 @@ def level(value: Any) -> str:
     return v if v in LEVELS else "error"
 
 
+_FRAME_STRINGS = ("filename", "abs_path", "function", "raw_function", "module", "package", "platform",
+                  "context_line", "instruction_addr", "symbol")
+
+
 def frame(f: dict[str, Any]) -> dict[str, Any]:
+    # The hot loop of normalization (50+ frames per event): plain strings, the common case, are
+    # taken without a call; anything else goes through _str.
     out: dict[str, Any] = {}
-    for key in ("filename", "abs_path", "function", "raw_function", "module", "package", "platform",
-                "context_line", "instruction_addr", "symbol"):
-        s = _str(f.get(key), 1024)
-        if s is not None:
-            out[key] = s
+    for key in _FRAME_STRINGS:
+        v = f.get(key)
+        if v is None:
+            continue
+        if v.__class__ is str:
+            out[key] = v if len(v) <= 1024 else v[:1024]
+        else:
+            s = _str(v, 1024)
+            if s is not None:
+                out[key] = s
     for key in ("lineno", "colno"):
-        if isinstance(f.get(key), int) and not isinstance(f.get(key), bool):
-            out[key] = f[key]
+        v = f.get(key)
+        if v.__class__ is int:
+            out[key] = v
     for key in ("pre_context", "post_context"):
         lines = f.get(key)
-        if isinstance(lines, list):
-            lines = lines[:10]
-            out[key] = [x[:1024] for x in lines if isinstance(x, str)] \
-                if all(isinstance(x, str) for x in lines) \
-                else [s for s in (_str(x, 1024) for x in lines) if s is not None]
-    if isinstance(f.get("vars"), dict):
-        out["vars"] = f["vars"]
-    if isinstance(f.get("in_app"), bool):
-        out["in_app"] = f["in_app"]
+        if lines.__class__ is list:
+            out[key] = [s for s in (x[:1024] if x.__class__ is str else _str(x, 1024) for x in lines[:10])
+                        if s is not None]
+    v = f.get("vars")
+    if isinstance(v, dict):
+        out["vars"] = v
+    v = f.get("in_app")
+    if v.__class__ is bool:
+        out["in_app"] = v
     else:
         path = out.get("abs_path") or out.get("filename") or ""
         out["in_app"] = bool(path) and not _NOT_IN_APP.search(path)
