@@ -104,3 +104,16 @@ async def test_moved_range_reuses_settled_steps(heron: Heron, client: httpx.Asyn
     # a different step phase is not stitched either
     odd = {"query": "ui_cache_probe * 2", "start": str(e0 - 3600 + 90), "end": str(e0 + 30), "step": "60"}
     assert (await client.get("/api/v1/query_range", params=odd)).headers["x-heron-cache"] == "miss"
+
+
+def test_reused_steps_are_at_most_ten_minutes_old() -> None:
+    from heron.ui.extents import MAX_AGE, Extent, Extents
+
+    x = Extents(1 << 20)
+    key = (("query", "up"), ("step", "60"))
+    now = 100_000.0
+    x.store(key, Extent(now - 7200, now - 600, 60, b"{}", now + 60, born=now - 30))
+    found = x.lookup(key, now - 7200 + 60, now - 540, 60, now)
+    assert found is not None and found[1] == now - 600  # reuse up to its end (older than 5 min)
+    x.store(key, Extent(now - 7200, now - 600, 60, b"{}", now + 60, born=now - MAX_AGE - 1))
+    assert x.lookup(key, now - 7200 + 60, now - 540, 60, now) is None  # carried forward too long

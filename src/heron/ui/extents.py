@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 FRESH = 300.0
+MAX_AGE = 600.0  # a reused step was evaluated at most this long ago: backfills show within 10 min
 VARYING = {"start", "end"}
 REFUSED = {"limit", "stats", "time"}
 
@@ -29,6 +30,7 @@ class Extent:
     step: float
     body: bytes  # the reply as sent: parsed again only when reused (bytes are the cheap form)
     expires: float
+    born: float  # when its oldest reused steps were evaluated
 
 
 def extent_key(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...] | None:
@@ -48,7 +50,7 @@ class Extents:
                now: float) -> tuple[Extent, float] | None:
         """(extent, last reusable step) when the stored reply covers a prefix of [start, end]."""
         e = self.items.get(key)
-        if e is None or e.expires <= now or e.step != step:
+        if e is None or e.expires <= now or e.step != step or now - e.born > MAX_AGE:
             return None
         k = (start - e.start) / step
         if abs(k - round(k)) > 1e-9 or not (e.start <= start <= e.end):

@@ -175,12 +175,12 @@ class QueryCacheMiddleware:
             if previous is not None and new is not None:
                 body = extents.body(extents.merge(previous, start, reuse_end, new))
                 if len(body) <= MAX_BODY:
-                    self.extents.store(ek, extents.Extent(start, end, step, body, now + self.cache.ttl))
+                    self.extents.store(ek, extents.Extent(start, end, step, body, now + self.cache.ttl, old.born))
                 return 200, [(b"content-type", b"application/json"),
                              (b"content-length", str(len(body)).encode())], body, b"partial"
         status, headers, body = await self._run(scope, receive)
         if status == 200 and len(body) <= MAX_BODY and extents.parse_matrix(body) is not None:
-            self.extents.store(ek, extents.Extent(start, end, step, body, now + self.cache.ttl))
+            self.extents.store(ek, extents.Extent(start, end, step, body, now + self.cache.ttl, now))
         return status, headers, body, b"miss"
 
     async def _run(self, scope: Scope, receive: Receive) -> tuple[int, list[Any], bytes]:
