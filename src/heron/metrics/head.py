@@ -166,7 +166,12 @@ class Head:
               registry=registry).set_function(lambda: len(self.index))
         Gauge("heron_head_coverage_start_seconds",
               "Time from which the head holds every sample (queries from then on skip storage).",
-              registry=registry).set_function(lambda: (self._state.coverage or 0) / 1000)
+              registry=registry).set_function(self._coverage_seconds)
+
+    def _coverage_seconds(self) -> float:
+        """The gauge's value: NaN before the load (no claim), 0 when the head holds everything."""
+        cov = self._state.coverage
+        return float("nan") if cov is None else max(cov, 0) / 1000
 
     def _now_ms(self) -> int:
         return int(time.time() * 1000)
