@@ -218,7 +218,15 @@ def test_duplicates_last_write_wins() -> None:
 
 
 class _EmptyStorage:
+    """A storage with no samples (no chDB needed for pure head tests)."""
+
     database = "none"
+
+    def command(self, sql: str, params: Any = None) -> None: ...
+
+    def insert(self, table: str, data: Any, dedup_token: str | None = None) -> None: ...
+
+    def close(self) -> None: ...
 
     def execute(self, sql: str, params: Any = None, settings: Any = None) -> Any:
         import pyarrow as pa
@@ -291,6 +299,60 @@ def test_sample_cap_shrinks_the_window(db: ChDBStorage) -> None:
     assert cov is not None and cov > NOW - HOUR
     got = select(db, MATCHERS[0], NOW - HOUR, NOW, head=head)
     assert not same(got, drop_empty(select_storage(db, MATCHERS[0], NOW - HOUR, NOW)))
+    head.close()
+
+
+def test_concurrent_writer_compactor_and_readers() -> None:
+    """Readers never see a torn state while one writer appends and the compactor merges."""
+    import threading
+
+    head = Head(HOUR, tail_limit=500, compact_every=0.01)
+    head.load(_EmptyStorage())
+    series = make_series(40)
+    rounds = 60
+    errors: list[str] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        for r in range(rounds):  # every series gets one sample per round, new series appear
+            live = series[: 20 + r % 20]
+            head.append(live, [1] * len(live), np.full(len(live), NOW - HOUR // 2 + r * 1000),
+                        np.full(len(live), float(r)))
+        done.set()
+
+    def reader() -> None:
+        seen = 0
+        while not done.is_set() or seen == 0:
+            got = head.select([[("__name__", "=~", ".+")]], NOW - HOUR // 2, NOW)
+            if got is None:
+                errors.append("not covered")
+                return
+            labels, ts, vals, starts = got
+            total = int(starts[-1])
+            if total < seen or len(ts) != total or len(vals) != total:
+                errors.append(f"torn read: {total} after {seen}")
+            for i in range(len(labels)):  # per series: strictly increasing times, value = round
+                t = ts[starts[i]:starts[i + 1]]
+                if (np.diff(t) <= 0).any() or not np.array_equal(vals[starts[i]:starts[i + 1]],
+                                                                (t - (NOW - HOUR // 2)) / 1000):
+                    errors.append(f"series {labels[i]} out of order or wrong values")
+                    return
+            seen = total
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    expected = sum(20 + r % 20 for r in range(rounds))
+    deadline = time.monotonic() + 10
+    while head.stats()["tail"] >= expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert head.stats()["tail"] < expected  # the background compactor ran meanwhile
+    head.compact()
+    assert not errors, errors[:3]
+    got = head.select([[("__name__", "=~", ".+")]], NOW - HOUR // 2, NOW)
+    assert got is not None and int(got[3][-1]) == expected
     head.close()
 
 
