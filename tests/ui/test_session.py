@@ -94,3 +94,20 @@ async def test_session_secret_is_generated_once_and_kept(heron: Heron) -> None:
     secret = heron.control.get("ui.session_secret")
     heron.app()
     assert secret and heron.control.get("ui.session_secret") == secret and len(secret) >= 48
+
+
+async def test_ingest_paths_skip_the_browser_stack(heron: Heron) -> None:
+    """Remote write, OTLP and Sentry ingest take tokens only: a logged-in cookie (even with its
+    CSRF header) authenticates nothing there, and no session cookie is ever set on them."""
+    async with await _browser(heron) as c:
+        await _login(c)
+        token = _csrf((await c.get("/")).text)
+        for path in ("/api/v1/write", "/v1/metrics", "/v1/logs", "/v1/traces"):
+            r = await c.post(path, content=b"x", headers={"X-CSRF-Token": token})
+            assert r.status_code == 401, (path, r.status_code, r.text)
+            assert "set-cookie" not in r.headers, path
+        r = await c.post("/api/v1/write", content=b"x",
+                         headers={"Authorization": "Bearer test-admin-token"})
+        assert r.status_code == 400 and "set-cookie" not in r.headers
+        # The browser paths still see the session.
+        assert (await c.get("/dashboards")).status_code == 200
