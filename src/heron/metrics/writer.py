@@ -8,6 +8,7 @@ is loaded from storage at start (series rows are idempotent anyway: ReplacingMer
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -42,15 +43,22 @@ def labels_map(rows: Sequence[Labels]) -> pa.MapArray:
 class SeriesIndex:
     """Label set -> series id, and which ids are already in storage (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, refresh: float = 6 * 3600.0) -> None:
         self._ids: dict[Labels, int] = {}
-        self._known: set[int] = set()
+        # id -> when its metric_series row was last written (unix seconds). Rows are rewritten
+        # every `refresh` seconds: they carry the retention TTL (on updated_at), so a series
+        # that lives longer than the retention must not lose its labels while samples flow.
+        self._known: dict[int, float] = {}
+        self.refresh = refresh
         self._lock = threading.Lock()
 
     def load(self, storage: Storage) -> int:
-        t = storage.execute(f"SELECT DISTINCT series_id FROM `{storage.database}`.metric_series")
-        with self._lock:
-            self._known.update(t.column("series_id").to_pylist() if t.num_rows else [])
+        t = storage.execute(f"SELECT series_id, toUnixTimestamp(max(updated_at)) AS at "
+                            f"FROM `{storage.database}`.metric_series GROUP BY series_id")
+        if t.num_rows:
+            with self._lock:
+                self._known.update(zip(t.column("series_id").to_pylist(),
+                                       map(float, t.column("at").to_pylist()), strict=True))
         return len(self._known)
 
     def id_of(self, labels: Labels) -> int:
@@ -69,16 +77,21 @@ class SeriesIndex:
         self._ids.update(zip(series, ids, strict=True))
 
     def claim_new(self, ids: Sequence[int]) -> list[int]:
-        """Which of `ids` are not yet known; marks them known (the caller writes their rows)."""
+        """Which of `ids` need their row written (unknown, or written more than `refresh` ago);
+        marks them written now (the caller writes their rows)."""
+        now = time.time()
+        cutoff = now - self.refresh
+        known = self._known
         with self._lock:
-            new = [i for i in ids if i not in self._known]
-            self._known.update(new)
+            new = [i for i in ids if known.get(i, 0.0) < cutoff]
+            known.update(dict.fromkeys(new, now))
         return new
 
     def forget(self, ids: Sequence[int]) -> None:
         """Undo `claim_new` when the write that carried them was refused."""
         with self._lock:
-            self._known.difference_update(ids)
+            for i in ids:
+                self._known.pop(i, None)
 
     def __len__(self) -> int:
         return len(self._known)
