@@ -77,9 +77,11 @@ class StorageConfig(_Section):
     database: str = "heron"
     chdb_path: str | None = None
     """Where chDB keeps its files (default DATA_DIR/clickhouse). One per process."""
-    head_window: float = 3 * 3600.0
-    """Seconds of recent samples kept in memory for PromQL and rules (`3h`; `0` disables).
-    About 16 bytes per sample (10k series scraped every 15 s: ~115 MB for 3h)."""
+    head_window: float = 12 * 3600.0
+    """Seconds of recent samples kept in memory for PromQL and rules (`12h`; `0` disables).
+    Longer than Grafana's default "Last 6 hours" (with its rate windows), so default dashboards
+    never touch storage; `head_max_samples` bounds the memory. About 16 bytes per sample (10k
+    series scraped every 15 s: ~115 MB per 3h)."""
     head_max_samples: int = 25_000_000
     """Cap on samples in memory (~400 MB); past it the head keeps a shorter window."""
 
