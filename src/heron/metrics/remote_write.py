@@ -24,6 +24,7 @@ from heron.metrics.proto import remote_pb2
 from heron.metrics.remote_write_labels import Unusual, decode_labels
 from heron.metrics.remote_write_wire import Unusual as WireUnusual
 from heron.metrics.remote_write_wire import fields
+from heron.metrics.remote_write_wire import varint as _varint
 
 METADATA_TYPES = {0: "unknown", 1: "counter", 2: "gauge", 3: "histogram", 4: "gaugehistogram",
                   5: "summary", 6: "info", 7: "stateset"}
@@ -134,21 +135,6 @@ def decode_write_request(body: bytes, encoding: str | None = "snappy",
         return _decode_fast(body, cache or _CACHE)
     except (_Fallback, IndexError):
         return _decode_protobuf(body)
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    b = buf[pos]
-    if b < 0x80:
-        return b, pos + 1
-    result, shift = b & 0x7F, 7
-    pos += 1
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
 
 
 def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:

@@ -38,8 +38,13 @@ def _varints(arr: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     raise Unusual
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
+def varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """One protobuf varint at `pos`: (value, position after it)."""
+    b = buf[pos]
+    if b < 0x80:
+        return b, pos + 1
+    result, shift = b & 0x7F, 7
+    pos += 1
     while True:
         b = buf[pos]
         pos += 1
@@ -91,7 +96,7 @@ def _scalar(buf: bytes, series: np.ndarray, pos: np.ndarray, ends: np.ndarray) -
             tag = buf[p]
             if tag & 7 != 2 or tag >= 0x80:
                 raise Unusual
-            length, body = _varint(buf, p + 1)
+            length, body = varint(buf, p + 1)
             p = body + length
             if p > e:
                 raise BadRequest("protobuf: cannot decode WriteRequest (bad TimeSeries length)")
