@@ -46,7 +46,7 @@ def web_backend_data(base_ms: int, minutes: int = 120, scrape_s: int = 15, servi
                     inc = rng.poisson(rate * scrape_s, n).astype(np.float64)
                     vals = np.cumsum(inc)
                     if (s + i) % 4 == 1:  # a restart: counter reset mid-way
-                        cut = n // 2 + 7 * i
+                        cut = n // 2 + (7 * i) % (n // 2)  # stays inside the series for many instances
                         vals[cut:] -= vals[cut - 1]
                     out.append((labels_from({"__name__": "http_requests_total", "job": job,
                                              "instance": inst, "method": method, "code": code}), ts, vals))

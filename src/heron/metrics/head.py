@@ -343,8 +343,10 @@ class Head:
                 keys, values = _merge(keys, values, cur.keys, cur.values)
                 cov = max(EVERYTHING if complete else cutoff, self._min_cover)
                 self._state = _State(keys, values, cur.tail, cur.tail_n, cov)
-        log.info("head: loaded %d samples of %d series (coverage from %s)", len(keys), len(labels),
-                 "the beginning" if complete else cutoff)
+        if len(keys) > self.max_samples:  # the cap holds from the start, not at the first compaction
+            self.compact(now_ms)
+        log.info("head: loaded %d samples of %d series (coverage from %s)", len(self), len(labels),
+                 "the beginning" if complete and len(keys) <= self.max_samples else self.coverage_start)
         return len(keys)
 
     # --- reading -------------------------------------------------------------------------------
