@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from bench.promql import LOADER  # noqa: E402  (same loader: data straight into Heron's tables)
 from tests.promql.peer import PrometheusProcess, web_backend_data  # noqa: E402
 from tests.ui.helpers import launch, login  # noqa: E402
 
@@ -70,17 +71,6 @@ PANELS: list[tuple[str, str, str]] = [
     ("bargauge", "Requests / s per job", "sum by (job) (rate(http_requests_total[5m]))"),
 ]
 
-LOADER = """
-import sys, pickle
-sys.path.insert(0, {src!r})
-from heron.config import build_config
-from heron.server import Heron
-from heron.promql.testdata import write_series
-data = pickle.load(open({pkl!r}, 'rb'))
-h = Heron(build_config({{'storage': {{'data_dir': {dd!r}}}}}, environ={{}}))
-write_series(h.storage, data)
-h.storage.command('OPTIMIZE TABLE `' + h.storage.database + '`.metric_samples FINAL')
-"""
 
 
 def dashboard() -> dict[str, Any]:

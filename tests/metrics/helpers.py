@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -18,9 +20,14 @@ class _Quiet(WSGIRequestHandler):
 
 
 @contextmanager
-def serve_wsgi(app: Any) -> Iterator[str]:
-    """Serve a WSGI app on a free loopback port in a thread; yields host:port."""
+def serve_wsgi(app: Any, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread (HTTPS with `tls` = (key, cert));
+    yields host:port."""
     server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+    if tls is not None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls[1], tls[0])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

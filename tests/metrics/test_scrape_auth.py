@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import base64
-import ssl
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import make_server
 
 import pytest
 
-from tests.metrics.helpers import _Quiet, samples
+from tests.metrics.helpers import samples, serve_wsgi
 from tests.metrics.test_scrape import start_heron, wait_for
 
 
@@ -26,19 +21,6 @@ def _cert(tmp: Path) -> tuple[Path, Path]:
     return key, cert
 
 
-@contextmanager
-def serve_tls(app: Any, key: Path, cert: Path) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def guarded(expected: str) -> Any:
@@ -58,7 +40,7 @@ async def test_https_basic_auth_bearer_and_params(tmp_path: Path) -> None:
         pytest.fail(f"openssl could not make a test certificate: {exc}")
     (tmp_path / "token").write_text("tok-123\n")
     basic = "Basic " + base64.b64encode(b"user:pa:ss").decode()
-    with serve_tls(guarded(basic), key, cert) as a, serve_tls(guarded("Bearer tok-123"), key, cert) as b:
+    with serve_wsgi(guarded(basic), (key, cert)) as a, serve_wsgi(guarded("Bearer tok-123"), (key, cert)) as b:
         heron = await start_heron(tmp_path, [
             {"job_name": "basic", "scheme": "https", "scrape_interval": "1s", "params": {"module": ["x"]},
              "tls_config": {"ca_file": str(cert)}, "basic_auth": {"username": "user", "password": "pa:ss"},
