@@ -50,7 +50,7 @@ async def test_webhook_payload_v4() -> None:
     assert body == {
         "receiver": "team-db", "status": "firing", "groupLabels": {"alertname": "DiskFull"},
         "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "instance": "db1", "job": "node"},
-                    "annotations": {"summary": "disk is full"}, "startsAt": "2023-11-14T22:13:20.000Z",
+                    "annotations": {"summary": "disk is full"}, "startsAt": "2023-11-14T22:13:20Z",
                     "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prom/graph",
                     "fingerprint": Alert({"alertname": "DiskFull", "instance": "db1", "job": "node"}).fingerprint_hex}],
         "commonLabels": {"alertname": "DiskFull", "instance": "db1", "job": "node"},

@@ -47,6 +47,16 @@ def format_time(ts: float | None) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+@functools.lru_cache(maxsize=65536)
+def format_time_nano(ts: float | None) -> str:
+    """Go's time.Time JSON (RFC 3339 Nano: trailing fraction zeros dropped), as Alertmanager
+    writes times in webhook payloads and template data; millisecond precision."""
+    full = format_time(ts)
+    if full == ZERO_TIME:
+        return full
+    return full[:-1].rstrip("0").rstrip(".") + "Z"
+
+
 def parse_time(value: Any) -> float | None:
     """RFC 3339 (any fraction, Z or offset) to Unix seconds; empty or Go's zero time is None."""
     if value in (None, "") or (isinstance(value, str) and value.startswith("0001-01-01")):
@@ -117,8 +127,8 @@ class Alert:
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         """The webhook/template shape of one alert."""
         return {"status": self.status(now), "labels": dict(self.labels),
-                "annotations": dict(self.annotations), "startsAt": format_time(self.starts_at),
-                "endsAt": format_time(self.ends_at), "generatorURL": self.generator_url,
+                "annotations": dict(self.annotations), "startsAt": format_time_nano(self.starts_at),
+                "endsAt": format_time_nano(self.ends_at), "generatorURL": self.generator_url,
                 "fingerprint": self.fingerprint_hex}
 
 
