@@ -92,7 +92,7 @@ def expand_alert(text: str, rule_name: str, data: Mapping[str, Any],
     except TemplateError as e:
         return f"<error expanding template: error parsing template {name}: {e}>"
     try:
-        return Executor(trees, {**BUILTINS, **funcs}).run(name, data)
+        return Executor(trees, funcs if "eq" in funcs else {**BUILTINS, **funcs}).run(name, data)
     except TemplateError as e:
         return f"<error expanding template: error executing template {name}: {e}>"
     except RecursionError:

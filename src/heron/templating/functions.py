@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from heron.templating.builtins import BUILTINS
 from heron.templating.execute import SafeHTML
 from heron.templating.gofmt import go_duration, go_time, go_type, go_value
 
@@ -337,8 +338,12 @@ def _to_json(v: Any) -> str:
 
 
 def common_funcs() -> dict[str, Callable[..., Any]]:
-    """Functions both Prometheus and Alertmanager templates have."""
+    """Functions both Prometheus and Alertmanager templates have, text/template's built-ins included.
+
+    Built-ins are in the map so that a caller expanding many templates merges them once.
+    """
     return {
+        **BUILTINS,
         "toUpper": lambda s: s.upper(), "toLower": lambda s: s.lower(), "title": title,
         "match": match, "reReplaceAll": re_replace_all, "safeHtml": SafeHTML,
         "humanizeDuration": humanize_duration, "join": _join,
