@@ -20,13 +20,16 @@ class _Quiet(WSGIRequestHandler):
 
 
 @contextmanager
-def serve_wsgi(app: Any, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
-    """Serve a WSGI app on a free loopback port in a thread (HTTPS with `tls` = (key, cert));
-    yields host:port."""
+def serve_wsgi(app: Any, tls: tuple[Path, Path] | None = None,
+               tls_max: ssl.TLSVersion | None = None) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread (HTTPS with `tls` = (key, cert), at
+    most TLS version `tls_max`); yields host:port."""
     server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
     if tls is not None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls[1], tls[0])
+        if tls_max is not None:
+            ctx.maximum_version = tls_max
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

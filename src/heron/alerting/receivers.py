@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from heron.tls import tls_problem
+
 COMMON = {"send_resolved", "http_config"}
 
 FIELDS: dict[str, set[str]] = {
@@ -134,6 +136,13 @@ def check_http_config(h: Any) -> None:
             not set(auths) <= {"bearer_token", "bearer_token_file"}):
         raise ReceiverError("at most one of basic_auth, oauth2, bearer_token & bearer_token_file, "
                             "authorization must be configured", "http_config")
+    tls = h.get("tls_config")
+    if tls is not None:
+        if not isinstance(tls, dict):
+            raise ReceiverError("tls_config must be a mapping", "tls_config")
+        bad = tls_problem(tls)
+        if bad:
+            raise ReceiverError(bad[1], f"tls_config.{bad[0]}")
     ba = h.get("basic_auth")
     if isinstance(ba, dict) and ba.get("password") and ba.get("password_file"):
         raise ReceiverError("at most one of basic_auth password & password_file must be configured",

@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from heron.config import HeronConfig, parse_duration
 from heron.exceptions import ConfigError
 from heron.metrics.relabel import RelabelError, RelabelRule, parse_rules
+from heron.tls import tls_problem
 
 DEFAULT_INTERVAL = 60.0
 DEFAULT_TIMEOUT = 10.0
@@ -26,7 +28,8 @@ _KNOWN = {"job_name", "scrape_interval", "scrape_timeout", "metrics_path", "sche
           "bearer_token_file", "tls_config", "static_configs", "file_sd_configs", "relabel_configs",
           "metric_relabel_configs", "sample_limit", "label_limit", "label_name_length_limit",
           "label_value_length_limit", "target_limit", "body_size_limit", "follow_redirects",
-          "enable_http2", "scrape_protocols", "track_timestamps_staleness"}
+          "enable_http2", "scrape_protocols", "track_timestamps_staleness", "proxy_url",
+          "proxy_from_environment"}
 _SD_HINT = re.compile(r"^[a-z0-9]+_sd_configs$")
 # Prometheus' scrape_protocols and their media types (PrometheusProto is refused: no parser here).
 SCRAPE_PROTOCOLS = {"OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
@@ -54,6 +57,11 @@ class TLSConfig:
     key_file: str | None = None
     server_name: str | None = None
     insecure_skip_verify: bool = False
+    min_version: str | None = None
+    max_version: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v}
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,9 @@ class ScrapeConfig:
     target_limit: int = 0
     body_size_limit: int = 0
     follow_redirects: bool = True
+    enable_http2: bool = True  # Prometheus' default; used when the target speaks h2 (ALPN, https only)
+    proxy_url: str | None = None
+    proxy_from_environment: bool = False  # HTTP(S)_PROXY / NO_PROXY
     accept: str = field(default_factory=lambda: accept_header(DEFAULT_PROTOCOLS))
 
 
@@ -194,14 +205,26 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
     tls_raw = item.get("tls_config") or {}
     if not isinstance(tls_raw, dict):
         raise err("tls_config", "tls_config must be a mapping")
-    unknown_tls = set(tls_raw) - {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify",
-                                  "min_version"}
-    if unknown_tls:
-        raise err(f"tls_config.{sorted(unknown_tls)[0]}", "unknown field in tls_config")
+    bad_tls = tls_problem(tls_raw)
+    if bad_tls:
+        raise err(f"tls_config.{bad_tls[0]}", bad_tls[1])
     files = {k: str(config.resolve_path(str(tls_raw[k]))) for k in ("ca_file", "cert_file", "key_file")
              if tls_raw.get(k)}
     tls = TLSConfig(server_name=tls_raw.get("server_name"),
-                    insecure_skip_verify=bool(tls_raw.get("insecure_skip_verify", False)), **files)
+                    insecure_skip_verify=bool(tls_raw.get("insecure_skip_verify", False)),
+                    min_version=tls_raw.get("min_version"), max_version=tls_raw.get("max_version"), **files)
+    proxy = item.get("proxy_url")
+    if proxy is not None:
+        try:  # the URL may carry credentials: it is never echoed back
+            parts = urlsplit(str(proxy))
+            ok = parts.scheme in ("http", "https", "socks5") and bool(parts.hostname) and parts.port is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise err("proxy_url", "invalid proxy_url: want http://, https:// or socks5://host:port")
+        if item.get("proxy_from_environment"):
+            raise err("proxy_from_environment", "if proxy_from_environment is configured, "
+                                                "proxy_url must not be configured")
     protocols = item.get("scrape_protocols") or list(DEFAULT_PROTOCOLS)
     if not isinstance(protocols, list):
         raise err("scrape_protocols", "scrape_protocols must be a list")
@@ -262,7 +285,9 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
         honor_timestamps=bool(item.get("honor_timestamps", True)), basic_auth=basic, authorization=auth,
         tls=tls, static=tuple(static), file_sd=tuple(file_sd), relabel=tuple(relabel),
         metric_relabel=tuple(metric_relabel), body_size_limit=int(body or 0),
-        follow_redirects=bool(item.get("follow_redirects", True)), accept=accept_header(tuple(protocols)),
+        follow_redirects=bool(item.get("follow_redirects", True)),
+        enable_http2=bool(item.get("enable_http2", True)), proxy_url=str(proxy) if proxy else None,
+        proxy_from_environment=bool(item.get("proxy_from_environment", False)), accept=accept_header(tuple(protocols)),
         **limits)
 
 

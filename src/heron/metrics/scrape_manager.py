@@ -26,6 +26,7 @@ from heron.metrics.limits import limiter_of
 from heron.metrics.model import Labels
 from heron.metrics.scrape import ScrapeLoop
 from heron.metrics.scrape_config import SELF_JOB, ScrapeConfig, parse_scrape_configs, self_scrape_config
+from heron.tls import tls_context
 
 if TYPE_CHECKING:
     from heron.server import Heron
@@ -42,17 +43,10 @@ class Pool:
 
 
 def _client(sc: ScrapeConfig) -> httpx.AsyncClient:
-    verify: ssl.SSLContext | bool = True
-    cert = None
-    if sc.scheme == "https":
-        ctx = ssl.create_default_context(cafile=sc.tls.ca_file)
-        if sc.tls.insecure_skip_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if sc.tls.cert_file:
-            ctx.load_cert_chain(sc.tls.cert_file, sc.tls.key_file)
-        verify = ctx
-    return httpx.AsyncClient(verify=verify, cert=cert, trust_env=False,
+    """One client per job: TLS, proxy and HTTP/2 settings are the job's (credentials go per request)."""
+    verify: ssl.SSLContext | bool = tls_context(sc.tls.as_dict()) if sc.scheme == "https" else True
+    return httpx.AsyncClient(verify=verify, trust_env=sc.proxy_from_environment, proxy=sc.proxy_url,
+                             http2=sc.enable_http2 and sc.scheme == "https",
                              limits=httpx.Limits(max_keepalive_connections=100))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import ssl
 import time
 import uuid
 from email.message import EmailMessage
@@ -14,22 +13,11 @@ from typing import Any
 
 from heron.notify import Notification, NotifyError, Renderer
 from heron.notify.http import read_file_setting
+from heron.tls import tls_context
 
 DEFAULT_SUBJECT = '{{ template "email.default.subject" . }}'
 DEFAULT_HTML = '{{ template "email.default.html" . }}'
 DEFAULT_TEXT = '{{ template "email.default.text" . }}'
-
-
-def _tls_context(cfg: dict[str, Any]) -> ssl.SSLContext:
-    if cfg.get("insecure_skip_verify"):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    ctx = ssl.create_default_context(cafile=cfg.get("ca_file") or None)
-    if cfg.get("cert_file"):
-        ctx.load_cert_chain(cfg["cert_file"], cfg.get("key_file") or None)
-    return ctx
 
 
 class Email:
@@ -58,7 +46,7 @@ class Email:
         s = self.s
         host, _, port_s = str(s["smarthost"]).rpartition(":")
         port = int(port_s or 25)
-        tls = _tls_context(s.get("tls_config") or {})
+        tls = tls_context(s.get("tls_config") or {}, self.base_dir)
         smtp: smtplib.SMTP
         try:
             if port == 465:

@@ -15,6 +15,7 @@ import httpx
 
 from heron import __version__
 from heron.notify import NotifyError
+from heron.tls import tls_context
 
 USER_AGENT = f"Heron/{__version__} (Alertmanager-compatible)"
 
@@ -32,17 +33,7 @@ def read_file_setting(value: Any, file: Any, base_dir: str | None) -> str | None
 
 
 def _tls(cfg: dict[str, Any], base_dir: str | None) -> ssl.SSLContext | bool:
-    if not cfg:
-        return True
-    if cfg.get("insecure_skip_verify"):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx = ssl.create_default_context(cafile=cfg.get("ca_file") or None)
-    if cfg.get("cert_file"):
-        ctx.load_cert_chain(cfg["cert_file"], cfg.get("key_file") or None)
-    return ctx
+    return tls_context(cfg, base_dir) if cfg else True
 
 
 def client(http_config: dict[str, Any] | None, base_dir: str | None = None,
@@ -67,6 +58,7 @@ def client(http_config: dict[str, Any] | None, base_dir: str | None = None,
     proxy = h.get("proxy_url") or None
     return httpx.AsyncClient(headers=headers, auth=auth, verify=_tls(h.get("tls_config") or {}, base_dir),
                              proxy=proxy, follow_redirects=h.get("follow_redirects", True) is not False,
+                             http2=h.get("enable_http2", True) is not False,
                              timeout=timeout, trust_env=bool(h.get("proxy_from_environment")))
 
 

@@ -30,6 +30,7 @@ from heron.metrics.relabel import RelabelError, RelabelRule, apply, parse_rules
 from heron.notify import NotifyError
 from heron.notify.http import client as http_client
 from heron.templating.durations import parse_prom_duration
+from heron.tls import tls_problem
 
 log = logging.getLogger("heron.rules.notifier")
 
@@ -39,7 +40,6 @@ LineOf = Callable[[str], int | None]
 _AM_FIELDS = {"static_configs", "scheme", "path_prefix", "timeout", "api_version", "basic_auth",
               "authorization", "follow_redirects", "enable_http2", "relabel_configs", "tls_config",
               "alert_relabel_configs", "proxy_url", "proxy_from_environment", "http_headers"}
-_TLS_FIELDS = {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 
 
 @dataclass
@@ -122,12 +122,9 @@ def parse_alertmanagers(alerting: dict[str, Any], line_of: LineOf | None = None,
         tls = am.get("tls_config") or {}
         if not isinstance(tls, dict):
             raise _fail("must be a mapping", f"{path}.tls_config", line_of, file)
-        for k in tls:
-            if k == "min_version":  # Prometheus has it; refused rather than silently ignored
-                raise _fail("tls_config.min_version is not supported by Heron yet", f"{path}.tls_config.{k}",
-                            line_of, file)
-            if k not in _TLS_FIELDS:
-                raise _fail(f"field {k} not found in type config.TLSConfig", f"{path}.tls_config.{k}", line_of, file)
+        bad = tls_problem(tls)
+        if bad:
+            raise _fail(bad[1], f"{path}.tls_config.{bad[0]}", line_of, file)
         for k in ("basic_auth", "authorization"):
             if am.get(k) is not None and not isinstance(am.get(k), dict):
                 raise _fail("must be a mapping", f"{path}.{k}", line_of, file)
