@@ -39,6 +39,7 @@ API_MODULES: list[str] = [
     "heron.api.health",
     "heron.api.remote_write",
     "heron.api.prometheus",
+    "heron.api.prometheus_status",
     "heron.api.sentry",
     "heron.api.ui",
     "heron.api.targets",
