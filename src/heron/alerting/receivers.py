@@ -357,12 +357,12 @@ _CHECKS = {"webhook": _webhook, "email": _email, "pagerduty": _pagerduty, "slack
            "discord": _discord, "mattermost": _mattermost, "rocketchat": _rocketchat}
 
 
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of a raw config tree with every secret value replaced by `<secret>`."""
+def redact(value: Any, key: str = "", secrets: frozenset[str] | set[str] = SECRET_KEYS) -> Any:
+    """A copy of a raw config tree with every value under a `secrets` key replaced by `<secret>`."""
     if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
+        return {k: redact(v, str(k), secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if key in SECRET_KEYS and value not in (None, ""):
+        return [redact(v, key, secrets) for v in value]
+    if key in secrets and value not in (None, ""):
         return "<secret>"
     return value

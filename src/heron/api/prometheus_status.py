@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from heron.alerting.receivers import redact
+from heron.alerting.receivers import SECRET_KEYS, redact
 from heron.api import heron_of, requires
 from heron.server import Heron
 
@@ -41,16 +41,6 @@ def _mask_proxy(value: Any, key: str = "") -> Any:
     return value
 
 
-def _secrets(value: Any, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _secrets(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_secrets(v, key) for v in value]
-    if key in _MORE_SECRETS and value not in (None, ""):
-        return "<secret>"
-    return value
-
-
 def prometheus_yaml(heron: Heron) -> str:
     c = heron.config
     doc: dict[str, Any] = {"global": dict(c.global_)}
@@ -60,7 +50,7 @@ def prometheus_yaml(heron: Heron) -> str:
         doc["rule_files"] = list(c.rule_files)
     if c.scrape_configs:
         doc["scrape_configs"] = c.scrape_configs
-    clean = _mask_proxy(_secrets(redact(doc)))
+    clean = _mask_proxy(redact(doc, secrets=SECRET_KEYS | _MORE_SECRETS))
     return str(yaml.safe_dump(clean, sort_keys=False, default_flow_style=False))
 
 
