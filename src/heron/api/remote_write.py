@@ -41,8 +41,6 @@ async def write(request: Request) -> Response:
     except BadRequest as exc:
         heron.metrics.ingest_rejected.labels("metrics", "bad_request").inc()
         return PlainTextResponse(f"{exc}\n", 400)
-    if decoded.new_ids is not None:
-        heron.series_index.remember(decoded.new_series, decoded.new_ids.tolist())
     extra = {}
     if decoded.metadata:
         cols = list(zip(*decoded.metadata, strict=True))
@@ -50,11 +48,14 @@ async def write(request: Request) -> Response:
                                             schema=METADATA_SCHEMA)
     if decoded.exemplars:
         rows = [(decoded.series[i], labels, ts, value) for i, labels, ts, value in decoded.exemplars]
-        extra["metric_exemplars"] = exemplar_table(rows, [heron.series_index.id_of(r[0]) for r in rows])
+        ids = ([int(decoded.ids[i]) for i, *_ in decoded.exemplars] if decoded.ids is not None
+               else [heron.series_index.id_of(r[0]) for r in rows])
+        extra["metric_exemplars"] = exemplar_table(rows, ids)
     limiter_of(heron)
     try:
         written, refused = await heron.metrics_writer.write_limited(
-            decoded.series, decoded.counts, decoded.ts, decoded.values, extra=extra)
+            decoded.series, decoded.counts, decoded.ts, decoded.values, extra=extra, ids=decoded.ids,
+            flat=decoded.flat)
     except Backpressure as exc:
         return backpressure(exc.retry_after, str(exc))
     except PipelineClosed as exc:

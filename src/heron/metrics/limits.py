@@ -26,10 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from heron.config import HeronConfig, parse_duration
 from heron.exceptions import ConfigError
 from heron.metrics.model import Labels, metric_name
+from heron.metrics.writer import FlatLabels
 
 REASONS = ("series_limit", "per_metric_series_limit", "label_count", "label_name_length",
            "label_value_length")
@@ -84,49 +87,114 @@ class SeriesLimiter:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def admit(self, series: Sequence[Labels], ids: Sequence[int],
-              counts: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
-        """Mask of admitted series (None = all) and a message naming what was refused."""
-        c = self.config
+    def admit(self, series: Sequence[Labels], ids: Sequence[int] | np.ndarray,
+              counts: np.ndarray | None = None,
+              flat: FlatLabels | None = None) -> tuple[np.ndarray | None, str]:
+        """Mask of admitted series (None = all) and a message naming what was refused.
+
+        Series already active cost two C set operations for the whole write; only the ids not
+        seen before are looked at, with arrays: label counts and lengths from `flat` when the
+        receiver has the label arrays (the exact per-series check only for sets they flag), and
+        the per-metric and global limits by ranking the new series (as if admitted one by one
+        in write order)."""
         now = time.monotonic()
-        if now - self._last_sweep > min(60.0, c.active_window / 4):
+        if now - self._last_sweep > min(60.0, self.config.active_window / 4):
             self.sweep(now)
-        keep: np.ndarray | None = None
-        why: dict[str, tuple[int, str]] = {}
+        id_list = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
         with self._lock:
-            seen = self._seen
-            for i, sid in enumerate(ids):
-                if sid in seen:
-                    seen[sid] = now
-                    continue
-                labels = series[i]
-                reason: tuple[str, str] | None = self._check_labels(labels)
-                name: str = metric_name(labels)
-                if reason is None:
-                    if c.max_series and len(seen) >= c.max_series:
-                        reason = ("series_limit", f"active series limit {c.max_series} reached")
-                    elif c.max_series_per_metric and self._per_metric[name] >= c.max_series_per_metric:
-                        reason = ("per_metric_series_limit",
-                                  f"per-metric series limit {c.max_series_per_metric} reached for {name}")
-                if reason is None:
-                    seen[sid] = now
-                    self._metric_of[sid] = name
-                    self._per_metric[name] += 1
-                    continue
-                if keep is None:
-                    keep = np.ones(len(ids), dtype=bool)
-                keep[i] = False
-                n = int(counts[i]) if counts is not None else 1
-                prev = why.get(reason[0], (0, reason[1]))
-                why[reason[0]] = (prev[0] + n, prev[1])
-        if keep is None:
-            return None, ""
+            unseen = set(id_list).difference(self._seen)
+            if not unseen:
+                self._seen.update(dict.fromkeys(id_list, now))
+                return None, ""
+            id_arr = np.asarray(id_list, dtype=np.uint64)
+            uniq, first = np.unique(id_arr, return_index=True)
+            fresh = np.sort(first[np.isin(uniq, np.fromiter(unseen, np.uint64, len(unseen)), assume_unique=True)])
+            sets = flat.sets_of(fresh, len(series)) if flat is not None else None
+            reasons = self._label_reasons(series, fresh, flat, sets)
+            names = (np.asarray(flat.metric.take(pa.array(sets)).to_pylist(), dtype=object)
+                     if flat is not None and sets is not None
+                     else np.asarray([metric_name(series[i]) for i in fresh.tolist()], dtype=object))
+            admitted, reasons = self._rank(fresh, names, reasons)
+            new_ids = id_arr[fresh[admitted]].tolist()
+            new_names = names[admitted].tolist()
+            self._metric_of.update(zip(new_ids, new_names, strict=True))
+            self._per_metric.update(new_names)
+            refused = id_arr[fresh[~admitted]]
+            if not len(refused):
+                self._seen.update(dict.fromkeys(id_list, now))
+                return None, ""
+            keep = ~np.isin(id_arr, refused)
+            self._seen.update(dict.fromkeys(id_arr[keep].tolist(), now))
+        reason_of = {int(id_arr[fresh[j]]): reasons[j] for j in np.flatnonzero(~admitted).tolist()}
+        per_position = counts.tolist() if counts is not None else [1] * len(id_list)
+        why: dict[str, tuple[int, str]] = {}
+        for i in np.flatnonzero(~keep).tolist():  # every occurrence of a refused series
+            kind, msg = reason_of[id_list[i]]  # type: ignore[misc]
+            prev = why.get(kind, (0, msg))
+            why[kind] = (prev[0] + per_position[i], prev[1])
         parts = []
         for kind, (n, msg) in why.items():
             if self.rejected is not None:
                 self.rejected.labels("metrics", kind).inc(n)
             parts.append(f"{n} samples refused: {msg}")
         return keep, "; ".join(parts)
+
+    def _label_reasons(self, series: Sequence[Labels], fresh: np.ndarray, flat: FlatLabels | None,
+                       sets: np.ndarray | None) -> list[tuple[str, str] | None]:
+        """Label count/length refusal of each `series[fresh]` (None: fine); `sets`: their label
+        sets in `flat`, if it has them all."""
+        out: list[tuple[str, str] | None] = [None] * len(fresh)
+        check = np.ones(len(fresh), dtype=bool)
+        if flat is not None and sets is not None:
+            check = self._flag(flat, sets)
+        for j in np.flatnonzero(check).tolist():
+            out[j] = self._check_labels(series[int(fresh[j])])
+        return out
+
+    def _flag(self, flat: FlatLabels, sets: np.ndarray) -> np.ndarray:
+        """Sets that may break a label limit, from byte lengths (>= character lengths, so a set
+        not flagged is within the limits; a flagged one gets the exact per-series check)."""
+        c = self.config
+        off = flat.offsets.astype(np.int64)
+        n_labels = np.diff(off)
+        flag = n_labels > c.max_label_names_per_series if c.max_label_names_per_series else n_labels < 0
+        flag |= n_labels == 0
+        for arr, limit in ((flat.names, c.max_label_name_length), (flat.values, c.max_label_value_length)):
+            if limit:
+                lens = np.asarray(pc.binary_length(arr).to_numpy(zero_copy_only=False), dtype=np.int64)
+                over = lens > limit
+                if over.any():
+                    flag |= np.add.reduceat(over.astype(np.int64), np.minimum(off[:-1], len(over) - 1)) > 0
+        return flag[sets]
+
+    def _rank(self, fresh: np.ndarray, names: np.ndarray, reasons: list[tuple[str, str] | None]
+              ) -> tuple[np.ndarray, list[tuple[str, str] | None]]:
+        """Which fresh series fit the per-metric and global limits, in write order, exactly as
+        admitting them one at a time would decide; fills in the reasons of those that do not."""
+        c = self.config
+        ok = np.fromiter((r is None for r in reasons), bool, len(reasons))
+        fits = ok.copy()
+        if c.max_series_per_metric and ok.any():
+            uniq, inv = np.unique(names[ok], return_inverse=True)
+            order = np.argsort(inv, kind="stable")
+            starts = np.zeros(len(uniq), dtype=np.int64)
+            np.cumsum(np.bincount(inv, minlength=len(uniq))[:-1], out=starts[1:])
+            rank = np.empty(len(inv), dtype=np.int64)
+            rank[order] = np.arange(len(inv)) - starts[inv[order]]
+            room = np.asarray([c.max_series_per_metric - self._per_metric[n] for n in uniq.tolist()])
+            fits[ok] = rank < room[inv]
+        admitted = fits.copy()
+        if c.max_series:
+            before = np.cumsum(fits) - fits  # admitted new series before each one
+            over = before >= c.max_series - len(self._seen)
+            admitted &= ~over
+            for j in np.flatnonzero(ok & over).tolist():
+                reasons[j] = ("series_limit", f"active series limit {c.max_series} reached")
+        for j in np.flatnonzero(ok & ~fits & ~admitted).tolist():
+            if reasons[j] is None:
+                reasons[j] = ("per_metric_series_limit",
+                              f"per-metric series limit {c.max_series_per_metric} reached for {names[j]}")
+        return admitted, reasons
 
     def _check_labels(self, labels: Labels) -> tuple[str, str] | None:
         c = self.config

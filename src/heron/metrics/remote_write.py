@@ -19,12 +19,13 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from heron.exceptions import BadRequest
-from heron.metrics.model import Labels, labels_from
+from heron.metrics.model import Labels, labels_from, series_id
 from heron.metrics.proto import remote_pb2
 from heron.metrics.remote_write_labels import Unusual, decode_labels
 from heron.metrics.remote_write_wire import Unusual as WireUnusual
 from heron.metrics.remote_write_wire import fields
 from heron.metrics.remote_write_wire import varint as _varint
+from heron.metrics.writer import FlatLabels
 
 METADATA_TYPES = {0: "unknown", 1: "counter", 2: "gauge", 3: "histogram", 4: "gaugehistogram",
                   5: "summary", 6: "info", 7: "stateset"}
@@ -38,11 +39,16 @@ class DecodedWrite:
     values: np.ndarray
     metadata: list[tuple[str, str, str, str]] = field(default_factory=list)
     histograms_dropped: int = 0
-    # Series ids computed while decoding (same hash as model.series_id), for SeriesIndex.remember.
+    # Series ids computed while decoding (same hash as model.series_id) of the series decoded
+    # fresh by this request (not from the label cache).
     new_series: list[Labels] = field(default_factory=list)
     new_ids: np.ndarray | None = None
     # (index into series, exemplar labels, timestamp ms, value)
     exemplars: list[tuple[int, Labels, int, float]] = field(default_factory=list)
+    # The id of every series (None: the writer hashes the label sets), and the label arrays of
+    # the series decoded fresh (the writer builds their metric_series rows from them).
+    ids: np.ndarray | None = None
+    flat: FlatLabels | None = None
 
 
 class _Fallback(Exception):
@@ -50,10 +56,12 @@ class _Fallback(Exception):
 
 
 class LabelsCache:
-    """Raw label bytes -> validated sorted label set (bounded; cleared when full)."""
+    """Raw label bytes -> validated sorted label set and its series id (bounded; cleared when
+    full)."""
 
     def __init__(self, max_size: int = 1_000_000) -> None:
         self.map: dict[bytes, Labels] = {}
+        self.ids: dict[bytes, int] = {}
         self.max_size = max_size
         self.lock = threading.Lock()
 
@@ -66,10 +74,7 @@ class LabelsCache:
         except DecodeError as exc:
             raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
         labels = _validate([(lb.name, lb.value) for lb in ts.labels], index)
-        with self.lock:
-            if len(self.map) >= self.max_size:
-                self.map.clear()
-            self.map[raw] = labels
+        self.store([raw], [labels], [series_id(labels)])
         return labels
 
     def decode_many(self, raws: list[bytes], indexes: list[int]) -> list[Labels]:
@@ -84,14 +89,16 @@ class LabelsCache:
             raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
         out = [_validate([(lb.name, lb.value) for lb in t.labels], i)
                for t, i in zip(req.timeseries, indexes, strict=True)]
-        self.store(raws, out)
+        self.store(raws, out, [series_id(labels) for labels in out])
         return out
 
-    def store(self, raws: list[bytes], labels: list[Labels]) -> None:
+    def store(self, raws: list[bytes], labels: list[Labels], ids: list[int]) -> None:
         with self.lock:
             if len(self.map) + len(raws) >= self.max_size:
                 self.map.clear()
+                self.ids.clear()
             self.map.update(zip(raws, labels, strict=True))
+            self.ids.update(zip(raws, ids, strict=True))
 
 
 def _encode_varint(n: int) -> bytes:
@@ -189,8 +196,10 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
     ex_ranges = list(zip(fs[exm].tolist(), fb[exm].tolist(), (fb[exm] + fl[exm]).tolist(), strict=True))
     raws = [buf[a:z] for a, z in zip(begin.tolist(), label_end.tolist(), strict=True)]
     series: list[Labels] = list(map(cache.map.get, raws))  # type: ignore[arg-type]  # None: a miss
+    id_list: list[int | None] = list(map(cache.ids.get, raws))
     new_series: list[Labels] = []
     new_ids = None
+    flat = None
     indexes = [i for i, labels in enumerate(series) if labels is None]
     if indexes:
         raws = [raws[i] for i in indexes]
@@ -198,12 +207,20 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
             if len(raws) < 16:
                 raise Unusual
             at = begin[indexes]
-            new_series, new_ids = decode_labels(arr, at, label_end[indexes])
-            cache.store(raws, new_series)
+            new_series, new_ids, flat = decode_labels(arr, at, label_end[indexes])
+            flat = FlatLabels(np.asarray(indexes, dtype=np.int64), flat.offsets, flat.names, flat.values,
+                              flat.metric)
+            cache.store(raws, new_series, new_ids.tolist())
         except Unusual:
             new_series = cache.decode_many(raws, indexes)
         for i, labels in zip(indexes, new_series, strict=True):
             series[i] = labels
+        fill = new_ids.tolist() if new_ids is not None else [series_id(labels) for labels in new_series]
+        for i, sid in zip(indexes, fill, strict=True):
+            id_list[i] = sid
+    if None in id_list:  # the cache was cleared by another thread between the two lookups
+        id_list = [series_id(labels) if sid is None else sid for labels, sid in zip(series, id_list, strict=True)]
+    ids = np.fromiter(id_list, np.uint64, len(id_list))  # type: ignore[arg-type]
     ts, values = _samples(arr, starts, lengths)
     metadata = []
     for a, b in meta_ranges:
@@ -222,7 +239,7 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
             raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
         exemplars.append((i, labels_from([(lb.name, lb.value) for lb in e.labels]), e.timestamp, e.value))
     return DecodedWrite(series, np.asarray(counts, dtype=np.int64), ts, values, metadata, hist,
-                        new_series if new_ids is not None else [], new_ids, exemplars)
+                        new_series if new_ids is not None else [], new_ids, exemplars, ids, flat)
 
 
 _SHIFTS = (np.arange(10, dtype=np.uint64) * np.uint64(7))

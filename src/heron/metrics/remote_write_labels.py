@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from heron.metrics.model import Labels
+from heron.metrics.writer import FlatLabels
 
 
 class Unusual(Exception):
@@ -57,8 +58,11 @@ def _strings(arr: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> pa.String
     return out
 
 
-def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[list[Labels], np.ndarray]:
-    """Label sets and series ids of the series whose Label messages span `arr[starts[i]:ends[i]]`.
+def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray
+                  ) -> tuple[list[Labels], np.ndarray, FlatLabels]:
+    """Label sets, series ids and the flat label arrays (set i = series i; the writer builds
+    `metric_series` rows from them) of the series whose Label messages span
+    `arr[starts[i]:ends[i]]`.
 
     `arr` is the request as uint8 with at least 4 bytes of zero padding after the end."""
     n = len(starts)
@@ -104,14 +108,17 @@ def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
     same = s[1:] == s[:-1]
     if (same & ~(names[1:] > names[:-1])).any():
         raise Unusual  # unsorted or duplicate names: rare, the slow path sorts or reports
-    if (np.bincount(s[names == "__name__"], minlength=n) != 1).any():
+    is_name = names == "__name__"
+    if (np.bincount(s[is_name], minlength=n) != 1).any():
         raise Unusual  # missing __name__ (or series without labels): reported by the slow path
     bounds = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(s, minlength=n), out=bounds[1:])
     pairs = list(zip(names.tolist(), values.tolist(), strict=True))
     b = bounds.tolist()
     series = [tuple(pairs[b[i]:b[i + 1]]) for i in range(n)]
-    return series, _series_ids(names_arr, values_arr, bounds)
+    flat = FlatLabels(np.arange(n, dtype=np.int64), bounds.astype(np.int32), names_arr, values_arr,
+                      values_arr.filter(pa.array(is_name)))
+    return series, _series_ids(names_arr, values_arr, bounds), flat
 
 
 def _series_ids(names: pa.StringArray, values: pa.StringArray, bounds: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,15 +41,68 @@ def labels_map(rows: Sequence[Labels]) -> pa.MapArray:
     return pa.MapArray.from_arrays(pa.array(offsets), pa.array(keys, pa.string()), pa.array(values, pa.string()))
 
 
+@dataclass(frozen=True)
+class FlatLabels:
+    """Label sets of some series of a write as flat Arrow arrays, as a receiver decoded them
+    (remote write's new series): the writer builds `metric_series` rows and the limiter checks
+    label counts and lengths from these arrays instead of per-series Python.
+
+    Set j holds `names/values[offsets[j]:offsets[j+1]]` (sorted, no empty values), the
+    `metric` (`__name__`) value, and belongs to `series[rows[j]]` (-1: not in the write)."""
+
+    rows: np.ndarray
+    offsets: np.ndarray
+    names: pa.StringArray
+    values: pa.StringArray
+    metric: pa.StringArray
+
+    def filter(self, keep: np.ndarray) -> FlatLabels:
+        """The same sets for `series[keep]` (dropped series' sets get row -1)."""
+        moved = np.cumsum(keep) - 1
+        kept = self.rows >= 0
+        kept[kept] = keep[self.rows[kept]]
+        rows = np.where(kept, moved[np.maximum(self.rows, 0)], -1)
+        return FlatLabels(rows, self.offsets, self.names, self.values, self.metric)
+
+    def sets_of(self, positions: np.ndarray, n_series: int) -> np.ndarray | None:
+        """Index of the set of each of `series[positions]`, None unless every one has a set."""
+        where = np.full(n_series, -1, dtype=np.int64)
+        ok = self.rows >= 0
+        where[self.rows[ok]] = np.flatnonzero(ok)
+        j = where[positions]
+        return None if (j < 0).any() else j
+
+    def table(self, sets: np.ndarray, ids: np.ndarray) -> pa.Table:
+        """`metric_series` rows of the given sets."""
+        labels = pa.MapArray.from_arrays(pa.array(self.offsets.astype(np.int32, copy=False)),
+                                         self.names, self.values)
+        take = pa.array(sets)
+        return pa.table([pa.array(ids, pa.uint64()), self.metric.take(take), labels.take(take)],
+                        schema=SERIES_SCHEMA)
+
+
+def _without_series(extra: dict[str, pa.Table] | None, refused: np.ndarray) -> dict[str, pa.Table] | None:
+    """`extra` tables less the rows (exemplars) of series a limit refused."""
+    if not extra or "metric_exemplars" not in extra:
+        return extra
+    ex = extra["metric_exemplars"]
+    mask = ~np.isin(ex.column("series_id").to_numpy(), refused)
+    return {**extra, "metric_exemplars": ex.filter(pa.array(mask))}
+
+
 class SeriesIndex:
     """Label set -> series id, and which ids are already in storage (thread-safe)."""
 
     def __init__(self, refresh: float = 6 * 3600.0) -> None:
         self._ids: dict[Labels, int] = {}
-        # id -> when its metric_series row was last written (unix seconds). Rows are rewritten
-        # every `refresh` seconds: they carry the retention TTL (on updated_at), so a series
+        # Ids whose metric_series row was written recently, in two generations of `refresh / 2`
+        # each: rows are rewritten once neither generation holds them (every refresh/2 to
+        # refresh seconds), because they carry the retention TTL (on updated_at) and a series
         # that lives longer than the retention must not lose its labels while samples flow.
-        self._known: dict[int, float] = {}
+        # Sets, so that a write's ids are checked with C set operations, not per id in Python.
+        self._current: set[int] = set()
+        self._previous: set[int] = set()
+        self._since = time.time()
         self.refresh = refresh
         self._lock = threading.Lock()
 
@@ -56,10 +110,23 @@ class SeriesIndex:
         t = storage.execute(f"SELECT series_id, toUnixTimestamp(max(updated_at)) AS at "
                             f"FROM `{storage.database}`.metric_series GROUP BY series_id")
         if t.num_rows:
+            ids = t.column("series_id").to_numpy()
+            at = t.column("at").to_numpy().astype(np.float64)
+            now = time.time()
             with self._lock:
-                self._known.update(zip(t.column("series_id").to_pylist(),
-                                       map(float, t.column("at").to_pylist()), strict=True))
-        return len(self._known)
+                self._rotate(now)
+                age = now - at
+                self._current.update(ids[age < self.refresh / 2].tolist())
+                self._previous.update(ids[(age >= self.refresh / 2) & (age < self.refresh)].tolist())
+        return len(self)
+
+    def _rotate(self, now: float) -> None:
+        """Age the generations (caller holds the lock)."""
+        age = now - self._since
+        if age >= self.refresh:
+            self._current, self._previous, self._since = set(), set(), now
+        elif age >= self.refresh / 2:
+            self._current, self._previous, self._since = set(), self._current, now
 
     def id_of(self, labels: Labels) -> int:
         sid = self._ids.get(labels)
@@ -76,25 +143,30 @@ class SeriesIndex:
             self._ids.clear()
         self._ids.update(zip(series, ids, strict=True))
 
-    def claim_new(self, ids: Sequence[int]) -> list[int]:
-        """Which of `ids` need their row written (unknown, or written more than `refresh` ago);
-        marks them written now (the caller writes their rows)."""
-        now = time.time()
-        cutoff = now - self.refresh
-        known = self._known
+    def claim(self, ids: list[int]) -> set[int]:
+        """Which of `ids` need their row written (unknown, or written too long ago, see
+        `__init__`); marks them written (the caller writes their rows)."""
         with self._lock:
-            new = [i for i in ids if known.get(i, 0.0) < cutoff]
-            known.update(dict.fromkeys(new, now))
+            self._rotate(time.time())
+            new = set(ids).difference(self._current)
+            if new:
+                new.difference_update(self._previous)
+                self._current.update(new)
         return new
+
+    def claim_new(self, ids: Sequence[int] | np.ndarray) -> list[int]:
+        """`claim`, in order of first appearance."""
+        ids = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+        new = self.claim(ids)
+        return [i for i in dict.fromkeys(ids) if i in new] if len(new) > 1 else list(new)
 
     def forget(self, ids: Sequence[int]) -> None:
         """Undo `claim_new` when the write that carried them was refused."""
         with self._lock:
-            for i in ids:
-                self._known.pop(i, None)
+            self._current.difference_update(ids)
 
     def __len__(self) -> int:
-        return len(self._known)
+        return len(self._current | self._previous)
 
 
 class MetricsWriter:
@@ -106,49 +178,72 @@ class MetricsWriter:
 
     async def write_limited(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
                             ts: np.ndarray, values: np.ndarray,
-                            extra: dict[str, pa.Table] | None = None) -> tuple[int, str]:
+                            extra: dict[str, pa.Table] | None = None, *, ids: np.ndarray | None = None,
+                            flat: FlatLabels | None = None) -> tuple[int, str]:
         """`write` for external senders: series over a limit (heron.metrics.limits) are left out.
 
         Returns (samples written, message naming what was refused or "")."""
         message = ""
         if self.limiter is not None and len(series):
-            ids = [self.index.id_of(s) for s in series]
+            if ids is None:
+                ids = self.ids_of(series)
             counts_arr = np.asarray(counts, dtype=np.int64)
-            keep, message = self.limiter.admit(series, ids, counts_arr)
+            keep, message = self.limiter.admit(series, ids, counts_arr, flat)
             if keep is not None:
                 series = [s for s, k in zip(series, keep.tolist(), strict=True) if k]
                 ts, values = ts[np.repeat(keep, counts_arr)], values[np.repeat(keep, counts_arr)]
-                counts = counts_arr[keep]
+                refused = ids[~keep]
+                counts, ids = counts_arr[keep], ids[keep]
+                flat = flat.filter(keep) if flat is not None else None
+                extra = _without_series(extra, refused)
                 if not series:
-                    if extra:
+                    if extra:  # metadata still applies; exemplars of refused series are gone
                         await self.pipeline.submit(extra, "metrics")
                     return 0, message
-        return await self.write(series, counts, ts, values, extra), message
+        return await self.write(series, counts, ts, values, extra, ids=ids, flat=flat), message
+
+    def ids_of(self, series: Sequence[Labels]) -> np.ndarray:
+        id_of = self.index.id_of
+        return np.fromiter((id_of(s) for s in series), np.uint64, len(series))
 
     def tables(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
-               ts: np.ndarray, values: np.ndarray) -> tuple[dict[str, pa.Table], list[int]]:
+               ts: np.ndarray, values: np.ndarray, *, ids: np.ndarray | None = None,
+               flat: FlatLabels | None = None) -> tuple[dict[str, pa.Table], list[int]]:
         """Arrow tables for `series[i]` repeated `counts[i]` times over the flat ts/values.
 
+        `ids`: the series ids when the receiver computed them (the same hash as `series_id`);
+        `flat`: label arrays the series rows are built from when they cover every new series.
         Returns the tables and the series ids newly claimed (to `forget` if the write fails)."""
-        ids = [self.index.id_of(s) for s in series]
-        id_arr = np.repeat(np.asarray(ids, dtype=np.uint64), np.asarray(counts, dtype=np.int64))
+        if ids is None:
+            ids = self.ids_of(series)
+        id_arr = np.repeat(ids, np.asarray(counts, dtype=np.int64))
         samples = pa.table([pa.array(id_arr, pa.uint64()), pa.array(ts, pa.int64()),
                             pa.array(values, pa.float64())], schema=SAMPLES_SCHEMA)
-        new = self.index.claim_new(list(dict.fromkeys(ids)))
+        claimed = self.index.claim(ids.tolist())
         tables = {"metric_samples": samples}
-        if new:
-            by_id = dict(zip(ids, series, strict=True))
-            rows = [by_id[i] for i in new]
+        if not claimed:
+            return tables, []
+        new_ids = np.fromiter(claimed, np.uint64, len(claimed))
+        # First position of each new id in the write (a series may appear twice in one write).
+        uniq, first = np.unique(ids, return_index=True)
+        positions = np.sort(first[np.isin(uniq, new_ids, assume_unique=True)])
+        new_ids = ids[positions]
+        sets = flat.sets_of(positions, len(series)) if flat is not None else None
+        if sets is not None and flat is not None:
+            tables["metric_series"] = flat.table(sets, new_ids)
+        else:
+            rows = [series[i] for i in positions.tolist()]
             tables["metric_series"] = pa.table(
-                [pa.array(new, pa.uint64()), pa.array([metric_name(r) for r in rows], pa.string()),
+                [pa.array(new_ids, pa.uint64()), pa.array([metric_name(r) for r in rows], pa.string()),
                  labels_map(rows)], schema=SERIES_SCHEMA)
-        return tables, new
+        return tables, new_ids.tolist()
 
     async def write(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
                     ts: np.ndarray, values: np.ndarray,
-                    extra: dict[str, pa.Table] | None = None) -> int:
+                    extra: dict[str, pa.Table] | None = None, *, ids: np.ndarray | None = None,
+                    flat: FlatLabels | None = None) -> int:
         """Durably write; returns the number of samples. Raises Backpressure like the pipeline."""
-        tables, new = self.tables(series, counts, ts, values)
+        tables, new = self.tables(series, counts, ts, values, ids=ids, flat=flat)
         if extra:
             tables.update(extra)
         try:
