@@ -69,6 +69,64 @@ def test_scrub_precheck_never_skips_what_the_walk_would_filter(value: Any) -> No
         assert scrub.value(json.loads(json.dumps(value))) == value
 
 
+def _reference_value(scrub: Scrubber, v: Any, depth: int = 0) -> Any:
+    """`Scrubber.value` as the rules read: code keys verbatim, sensitive keys filtered unless
+    empty, [key, value] pairs by key, text rules on strings, nothing below depth 20."""
+    from heron.errors import scrub as sc
+
+    if isinstance(v, str):
+        return scrub.text(v)
+    if depth > 20:
+        return v
+    if isinstance(v, dict):
+        return {k: (v2 if k in sc._CODE_KEYS else
+                    sc.FILTERED if isinstance(k, str) and scrub.sensitive(k) and v2 not in (None, "")
+                    else _reference_value(scrub, v2, depth + 1)) for k, v2 in v.items()}
+    if isinstance(v, list):
+        if v and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in v):
+            return [[p[0], sc.FILTERED if scrub.sensitive(p[0]) else _reference_value(scrub, p[1], depth + 1)]
+                    for p in v]
+        return [_reference_value(scrub, x, depth + 1) for x in v]
+    return v
+
+
+_code_keys = st.sampled_from(["module", "filename", "lineno", "function"])
+_var_values = st.recursive(
+    st.none() | st.integers() | st.booleans() | _texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_texts | _code_keys, inner, max_size=4)
+    | st.lists(st.tuples(_texts, inner).map(list), min_size=1, max_size=3),
+    max_leaves=20)
+
+
+def _deep(n: int) -> Any:
+    v: Any = {"password": "x", "url": "https://u:pw@h/"}
+    for _ in range(n):
+        v = {"k": v}
+    return v
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.dictionaries(_texts | _code_keys, _var_values, max_size=5), max_size=6))
+@example([{"password": "hunter2", "self": "<Handler at 0x7f00>", "ctx": {"user_id": 3, "token": ""}}] * 3)
+@example([{"password": "hunter2"}, {"auth": "Bearer abcdefghijkl"}])
+@example([{"a": _deep(19)}, {"a": _deep(20)}, {"a": _deep(25)}])
+@example([{"module": {"password": "stays"}, "pairs": [["api_key", "k"], ["q", "4111 1111 1111 1111"]]}])
+def test_frame_locals_fast_walk_equals_the_rules(frame_vars: list[dict[str, Any]]) -> None:
+    """Frame locals take cheaper walks (none when `clean`, keys only when `plain`): the result
+    must be what `value({"vars": ...})` gives each frame."""
+    scrub = Scrubber()
+    frames = [{"function": "f", "vars": json.loads(json.dumps(v))} for v in frame_vars]
+    scrub._frame_vars(frames)
+    assert [f["vars"] for f in frames] == [_reference_value(scrub, {"vars": v})["vars"] for v in frame_vars]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_var_values)
+def test_scrub_value_equals_the_rules(value: Any) -> None:
+    scrub = Scrubber()
+    assert scrub.value(json.loads(json.dumps(value))) == _reference_value(scrub, value)
+
+
 def _reference_text(scrub: Scrubber, s: str) -> str:
     """`Scrubber.text` as the rules read, with no fast-path guards."""
     from heron.errors import scrub as sc
