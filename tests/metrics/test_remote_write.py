@@ -298,3 +298,29 @@ async def test_decoding_in_a_worker_process(heron: Heron, client: httpx.AsyncCli
         assert remote_write_pool._pool is not None  # the worker answered both
     finally:
         remote_write_pool.shutdown()
+
+
+def test_label_sets_of_many_shapes_equal_protobuf() -> None:
+    """New series with different label names in one request (a few interleaved shapes, and more
+    shapes than the per-shape path takes) decode to the same label sets and ids as protobuf."""
+    from heron.metrics import remote_write as rw
+    from heron.metrics import remote_write_labels as rl
+    from heron.metrics.model import series_id
+
+    def request(series: list[list[tuple[str, str]]]) -> bytes:
+        req = remote_pb2.WriteRequest()
+        for i, labels in enumerate(series):
+            t = req.timeseries.add()
+            for k, v in labels:
+                t.labels.add(name=k, value=v)
+            t.samples.add(timestamp=1_700_000_000_000 + i, value=float(i))
+        return req.SerializeToString()
+
+    few = [[("__name__", f"m{i % 3}"), (("a", "b", "c")[i % 3], str(i)), ("z", "é" * (i % 2))] for i in range(60)]
+    many = [[("__name__", "m"), (f"l{i:02d}", str(i)), ("z", "1")] for i in range(rl.MAX_SHAPES + 8)]
+    for layout in (few, many, few[:1] * 20):
+        raw = request(layout)
+        fast, ref = rw._decode_fast(raw, rw.LabelsCache()), rw._decode_protobuf(raw)
+        assert fast.new_ids is not None and fast.series == ref.series
+        assert fast.ids is not None and fast.ids.tolist() == [series_id(s) for s in ref.series]
+        assert all(type(s) is tuple and all(type(p) is tuple for p in s) for s in fast.series)

@@ -107,16 +107,18 @@ class SeriesLimiter:
                 self._seen.update(dict.fromkeys(id_list, now))
                 return None, ""
             id_arr = np.asarray(id_list, dtype=np.uint64)
-            uniq, first = np.unique(id_arr, return_index=True)
-            fresh = np.sort(first[np.isin(uniq, np.fromiter(unseen, np.uint64, len(unseen)), assume_unique=True)])
+            if len(unseen) == len(id_list):  # all new, no repeats: the usual new-series write
+                fresh = np.arange(len(id_list))
+            else:  # the first position of every series not seen before
+                uniq, first = np.unique(id_arr, return_index=True)
+                fresh = np.sort(first[np.isin(uniq, np.fromiter(unseen, np.uint64, len(unseen)),
+                                              assume_unique=True)])
             sets = flat.sets_of(fresh, len(series)) if flat is not None else None
             reasons = self._label_reasons(series, fresh, flat, sets)
-            names = (np.asarray(flat.metric.take(pa.array(sets)).to_pylist(), dtype=object)
-                     if flat is not None and sets is not None
-                     else np.asarray([metric_name(series[i]) for i in fresh.tolist()], dtype=object))
-            admitted, reasons = self._rank(fresh, names, reasons)
+            codes, names = self._names(series, fresh, flat, sets)
+            admitted, reasons = self._rank(codes, names, reasons)
             new_ids = id_arr[fresh[admitted]].tolist()
-            new_names = names[admitted].tolist()
+            new_names = np.asarray(names, dtype=object)[codes[admitted]].tolist()
             self._metric_of.update(zip(new_ids, new_names, strict=True))
             self._per_metric.update(new_names)
             refused = id_arr[fresh[~admitted]]
@@ -167,21 +169,33 @@ class SeriesLimiter:
                     flag |= np.add.reduceat(over.astype(np.int64), np.minimum(off[:-1], len(over) - 1)) > 0
         return flag[sets]
 
-    def _rank(self, fresh: np.ndarray, names: np.ndarray, reasons: list[tuple[str, str] | None]
+    @staticmethod
+    def _names(series: Sequence[Labels], fresh: np.ndarray, flat: FlatLabels | None,
+               sets: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
+        """Metric names of `series[fresh]` as (codes, distinct names)."""
+        if flat is not None and sets is not None:
+            enc = pc.dictionary_encode(flat.metric.take(pa.array(sets)))
+            return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
+        code_of: dict[str, int] = {}
+        codes = [code_of.setdefault(metric_name(series[i]), len(code_of)) for i in fresh.tolist()]
+        return np.asarray(codes, dtype=np.int64), list(code_of)
+
+    def _rank(self, codes: np.ndarray, names: list[str], reasons: list[tuple[str, str] | None]
               ) -> tuple[np.ndarray, list[tuple[str, str] | None]]:
-        """Which fresh series fit the per-metric and global limits, in write order, exactly as
-        admitting them one at a time would decide; fills in the reasons of those that do not."""
+        """Which fresh series (metric `names[codes[j]]`) fit the per-metric and global limits,
+        in write order, exactly as admitting them one at a time would decide; fills in the
+        reasons of those that do not."""
         c = self.config
         ok = np.fromiter((r is None for r in reasons), bool, len(reasons))
         fits = ok.copy()
         if c.max_series_per_metric and ok.any():
-            uniq, inv = np.unique(names[ok], return_inverse=True)
+            inv = codes[ok]
             order = np.argsort(inv, kind="stable")
-            starts = np.zeros(len(uniq), dtype=np.int64)
-            np.cumsum(np.bincount(inv, minlength=len(uniq))[:-1], out=starts[1:])
+            starts = np.zeros(len(names), dtype=np.int64)
+            np.cumsum(np.bincount(inv, minlength=len(names))[:-1], out=starts[1:])
             rank = np.empty(len(inv), dtype=np.int64)
             rank[order] = np.arange(len(inv)) - starts[inv[order]]
-            room = np.asarray([c.max_series_per_metric - self._per_metric[n] for n in uniq.tolist()])
+            room = np.asarray([c.max_series_per_metric - self._per_metric[n] for n in names])
             fits[ok] = rank < room[inv]
         admitted = fits.copy()
         if c.max_series:
@@ -193,7 +207,7 @@ class SeriesLimiter:
         for j in np.flatnonzero(ok & ~fits & ~admitted).tolist():
             if reasons[j] is None:
                 reasons[j] = ("per_metric_series_limit",
-                              f"per-metric series limit {c.max_series_per_metric} reached for {names[j]}")
+                              f"per-metric series limit {c.max_series_per_metric} reached for {names[codes[j]]}")
         return admitted, reasons
 
     def _check_labels(self, labels: Labels) -> tuple[str, str] | None:

@@ -102,23 +102,67 @@ def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray
         raise Unusual
     names_arr = _strings(arr, ns, nl)
     values_arr = _strings(arr, vs, vl)
+    # Label names as integer codes in name order: sortedness and `__name__` are integer compares.
     encoded = pc.dictionary_encode(names_arr)
-    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)[encoded.indices.to_numpy()]
-    values = values_arr.to_numpy(zero_copy_only=False)
+    words = encoded.dictionary.to_pylist()
+    word_order = sorted(range(len(words)), key=words.__getitem__)
+    rank = np.empty(len(words), dtype=np.int64)
+    rank[word_order] = np.arange(len(words))
+    codes = rank[encoded.indices.to_numpy()]
+    words = [words[i] for i in word_order]
     same = s[1:] == s[:-1]
-    if (same & ~(names[1:] > names[:-1])).any():
+    if (same & ~(codes[1:] > codes[:-1])).any():
         raise Unusual  # unsorted or duplicate names: rare, the slow path sorts or reports
-    is_name = names == "__name__"
+    if "__name__" not in words:
+        raise Unusual
+    is_name = codes == words.index("__name__")
     if (np.bincount(s[is_name], minlength=n) != 1).any():
         raise Unusual  # missing __name__ (or series without labels): reported by the slow path
     bounds = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(s, minlength=n), out=bounds[1:])
-    pairs = list(zip(names.tolist(), values.tolist(), strict=True))
-    b = bounds.tolist()
-    series = [tuple(pairs[b[i]:b[i + 1]]) for i in range(n)]
+    series = _label_sets(codes, words, values_arr.to_numpy(zero_copy_only=False), bounds)
     flat = FlatLabels(np.arange(n, dtype=np.int64), bounds.astype(np.int32), names_arr, values_arr,
                       values_arr.filter(pa.array(is_name)))
     return series, _series_ids(names_arr, values_arr, bounds), flat
+
+
+MAX_SHAPES = 32  # more distinct label-name lists than this in one request: build per series
+
+
+def _label_sets(codes: np.ndarray, words: list[str], values: np.ndarray, bounds: np.ndarray) -> list[Labels]:
+    """The label tuples of every series. Series of one request mostly share their label names
+    (their *shape*); per shape, the (name, value) pairs of each label position and then the
+    tuples of the series are made by `zip` in C, not by a Python step per series."""
+    n = len(bounds) - 1
+    cnt = np.diff(bounds)
+    groups: list[tuple[np.ndarray, np.ndarray]] = []  # (series, their label positions (m, k))
+    for k in np.unique(cnt).tolist():
+        idx = np.flatnonzero(cnt == k)
+        pos = bounds[idx][:, None] + np.arange(k)
+        shape = codes[pos]
+        if (shape == shape[0]).all():
+            groups.append((idx, pos))
+            continue
+        uniq, inv = np.unique(shape, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        if len(groups) + len(uniq) > MAX_SHAPES:
+            groups = []
+            break
+        groups += [(idx[inv == u], pos[inv == u]) for u in range(len(uniq))]
+    if not groups:  # many shapes: one slice per series
+        pairs = list(zip(np.asarray(words, dtype=object)[codes].tolist(), values.tolist(), strict=True))
+        b = bounds.tolist()
+        return [tuple(pairs[b[i]:b[i + 1]]) for i in range(n)]
+    out = np.empty(n, dtype=object)
+    for idx, pos in groups:
+        first = pos[0].tolist()
+        cols = [zip(itertools.repeat(words[codes[first[j]]]), values[pos[:, j]].tolist())
+                for j in range(pos.shape[1])]
+        sets = list(zip(*cols, strict=True))
+        if len(groups) == 1:
+            return sets
+        out[idx] = np.fromiter(sets, dtype=object, count=len(sets))
+    return out.tolist()  # type: ignore[no-any-return]
 
 
 def _series_ids(names: pa.StringArray, values: pa.StringArray, bounds: np.ndarray) -> np.ndarray:
