@@ -152,6 +152,38 @@ def test_scrub_text_guards_change_nothing(s: str) -> None:
     assert scrub.text(s) == _reference_text(scrub, s)
 
 
+_crumb_values = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=70) \
+    | st.sampled_from(["info", "WARN", "warning", "", "critical", "x" * 65, "2024-01-02T03:04:05Z", 0.0, 1e12])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["timestamp", "level", "type", "category", "message", "data"]),
+                       _crumb_values | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), max_size=6))
+def test_breadcrumb_fast_path_equals_the_rules(crumb: dict[str, Any]) -> None:
+    from heron.errors import normalize as n
+
+    received = 1_700_000_000.0
+    want: dict[str, Any] = {"timestamp": n.timestamp(crumb.get("timestamp"), received) or received,
+                            "level": n.level(crumb.get("level") or "info"),
+                            "type": n._str(crumb.get("type"), 64) or "default"}
+    for key in ("category", "message"):
+        if (s := n._str(crumb.get(key))) is not None:
+            want[key] = s
+    if isinstance(crumb.get("data"), dict):
+        want["data"] = crumb["data"]
+    assert n.breadcrumb(crumb, received) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.none() | st.integers() | st.text(max_size=5) | st.text(min_size=1020, max_size=1030),
+                max_size=12))
+def test_frame_context_lines_fast_path_equals_the_rules(lines: list[Any]) -> None:
+    from heron.errors import normalize as n
+
+    want = [s for s in (n._str(x, 1024) for x in lines[:10]) if s is not None]
+    assert n.frame({"function": "f", "pre_context": lines, "post_context": lines[:3]})["pre_context"] == want
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400))
 def test_parser_only_raises_bad_request(data: bytes) -> None:

@@ -100,7 +100,7 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
     out = Digest()
     scrub = _scrubber(ctx)
     parts: dict[str, list[pa.Table]] = {}
-    by_project: dict[int, list[tuple[int, dict[str, Any]]]] = {}  # rows in event order, per project
+    by_project: dict[int, list[tuple[Any, ...]]] = {}  # event rows in event order, per project
     for pid, slug, kind, encoding, ip, received, event_id, body in records:
         env1 = Envelope1(pid)
         events: list[tuple[int, dict[str, Any]]] = []
@@ -136,7 +136,11 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
                         transactions.append(ev)
                     else:
                         ev["_user_key"] = user_key(ev.get("user"))
-                        events.append((group(pid, ev), ev))
+                        iid = group(pid, ev)
+                        # the row now, and only the counted fields kept: the decoded event is
+                        # freed before the next one is decoded (its memory is reused, cache-warm)
+                        by_project.setdefault(pid, []).append(rows.event_row(iid, ev))
+                        events.append((iid, {k: ev[k] for k in COUNTED_FIELDS if k in ev}))
                 elif t == "attachment":
                     if len(it.payload) > ctx.attachments_max_bytes:
                         outcome = "too_large"
@@ -166,9 +170,7 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
                 log.exception("project %s: %s item failed", slug, t)
                 out.warnings.append(f"project {slug}: {t} item failed: {exc!r}")
             out.outcomes[t if t in KNOWN else "unknown", outcome] += 1
-        if events:
-            by_project.setdefault(pid, []).extend(events)
-            env1.events = [(iid, {k: ev[k] for k in COUNTED_FIELDS if k in ev}) for iid, ev in events]
+        env1.events = events
         if transactions and ctx.span_columns:
             parts.setdefault("spans", []).append(rows.span_rows(slug, transactions, set(ctx.span_columns)))
         if attachments:
@@ -177,7 +179,7 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
             parts.setdefault("error_sessions", []).append(rows.session_rows(pid, sessions))
         out.envelopes.append(env1)
     if by_project:
-        parts["error_events"] = [rows.event_rows(pid, evs) for pid, evs in by_project.items()]
+        parts["error_events"] = [rows.event_table(pid, evs) for pid, evs in by_project.items()]
     for name, tables in parts.items():
         out.tables[name] = to_ipc(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
     return out

@@ -112,6 +112,7 @@ def level(value: Any) -> str:
     return v if v in LEVELS else "error"
 
 
+_STR_ONLY = frozenset({str})
 _FRAME_STRINGS = ("filename", "abs_path", "function", "raw_function", "module", "package", "platform",
                   "context_line", "instruction_addr", "symbol")
 
@@ -137,8 +138,11 @@ def frame(f: dict[str, Any]) -> dict[str, Any]:
     for key in ("pre_context", "post_context"):
         lines = f.get(key)
         if lines.__class__ is list:
-            out[key] = [s for s in (x[:1024] if x.__class__ is str else _str(x, 1024) for x in lines[:10])
-                        if s is not None]
+            if len(lines) <= 10 and _STR_ONLY.issuperset(map(type, lines)) and max(map(len, lines), default=0) <= 1024:
+                out[key] = lines[:]  # the usual case, checked at C speed: nothing to cut
+            else:
+                out[key] = [s for s in (x[:1024] if x.__class__ is str else _str(x, 1024) for x in lines[:10])
+                            if s is not None]
     v = f.get("vars")
     if isinstance(v, dict):
         out["vars"] = v
@@ -173,13 +177,28 @@ def exception(e: dict[str, Any]) -> dict[str, Any]:
 
 
 def breadcrumb(b: dict[str, Any], received: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"timestamp": timestamp(b.get("timestamp"), received) or received,
-                           "level": level(b.get("level") or "info"),
-                           "type": _str(b.get("type"), 64) or "default"}
+    # 30-100 per event: the common shapes (a float timestamp, a known level, short strings) are
+    # taken inline; anything else goes through the general helpers, with the same result.
+    ts = b.get("timestamp")
+    if ts.__class__ is float and ts == ts and abs(ts) < 1e11:
+        ts = ts or received
+    else:
+        ts = timestamp(ts, received) or received
+    lv = b.get("level")
+    if lv.__class__ is not str or lv not in LEVELS:
+        lv = level(lv or "info")
+    kind = b.get("type")
+    if kind.__class__ is not str or len(kind) > 64:
+        kind = _str(kind, 64)
+    out: dict[str, Any] = {"timestamp": ts, "level": lv, "type": kind or "default"}
     for key in ("category", "message"):
-        s = _str(b.get(key))
-        if s is not None:
-            out[key] = s
+        v = b.get(key)
+        if v.__class__ is str and len(v) <= MAX_STRING:
+            out[key] = v
+        elif v is not None:
+            v = _str(v)
+            if v is not None:
+                out[key] = v
     if isinstance(b.get("data"), dict):
         out["data"] = b["data"]
     return out

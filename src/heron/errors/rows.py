@@ -40,35 +40,44 @@ SPAN_FIELDS = [("trace_id", pa.string()), ("span_id", pa.string()), ("parent_spa
 _OK = {"ok", "", None}
 
 
+def event_row(issue: int, ev: dict[str, Any]) -> tuple[Any, ...]:
+    """One `error_events` row without its project (see `event_table`), the event as JSON bytes:
+    digesting turns each event into its row at once, so the decoded event can be freed."""
+    le = ev.get("logentry") or {}
+    exc = ((ev.get("exception") or {}).get("values") or [{}])[-1]
+    tags = dict(ev.get("tags") or {})
+    tags.setdefault("level", ev["level"])
+    for key in ("environment", "release", "server_name", "transaction"):
+        if ev.get(key):
+            tags.setdefault(key, ev[key])
+    if ev.get("_user_key"):
+        tags.setdefault("user", ev["_user_key"])
+    return (issue, int(ev["timestamp"] * 1000), ev["event_id"], ev["level"], ev["platform"],
+            ev.get("environment", ""), ev.get("release", ""), ev["title"], ev.get("culprit", ""),
+            le.get("formatted") or exc.get("value") or "", ev.get("transaction", ""), ev.get("_user_key", ""),
+            list(tags.items()), dumps_bytes({k: v for k, v in ev.items() if not k.startswith("_")}))
+
+
+def event_table(project: int, rows: list[tuple[Any, ...]]) -> pa.Table:
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(EVENTS_SCHEMA) - 1)]
+    arrays = [pa.array([project] * len(rows), pa.uint32())]
+    for values, f in zip(cols[:-1], list(EVENTS_SCHEMA)[1:-1], strict=True):
+        arrays.append(pa.array(values, f.type))
+    # orjson writes UTF-8: the JSON goes in as bytes and is viewed as a string (no re-check)
+    arrays.append(pa.array(cols[-1], pa.binary()).view(pa.string()))
+    return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
+
+
 def event_rows(project: int, events: list[tuple[int, dict[str, Any]]]) -> pa.Table:
-    cols: dict[str, list[Any]] = {f.name: [] for f in EVENTS_SCHEMA}
-    for issue, ev in events:
-        le = ev.get("logentry") or {}
-        exc = ((ev.get("exception") or {}).get("values") or [{}])[-1]
-        tags = dict(ev.get("tags") or {})
-        tags.setdefault("level", ev["level"])
-        for key, tag in (("environment", "environment"), ("release", "release"), ("server_name", "server_name"),
-                         ("transaction", "transaction")):
-            if ev.get(key):
-                tags.setdefault(tag, ev[key])
-        if ev.get("_user_key"):
-            tags.setdefault("user", ev["_user_key"])
-        cols["project"].append(project)
-        cols["issue"].append(issue)
-        cols["ts"].append(int(ev["timestamp"] * 1000))
-        cols["event_id"].append(ev["event_id"])
-        cols["level"].append(ev["level"])
-        cols["platform"].append(ev["platform"])
-        cols["environment"].append(ev.get("environment", ""))
-        cols["release"].append(ev.get("release", ""))
-        cols["title"].append(ev["title"])
-        cols["culprit"].append(ev.get("culprit", ""))
-        cols["message"].append(le.get("formatted") or exc.get("value") or "")
-        cols["transaction"].append(ev.get("transaction", ""))
-        cols["user_key"].append(ev.get("_user_key", ""))
-        cols["tags"].append(list(tags.items()))
-        cols["data"].append(dumps({k: v for k, v in ev.items() if not k.startswith("_")}))
-    return pa.table([pa.array(cols[f.name], f.type) for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
+    return event_table(project, [event_row(issue, ev) for issue, ev in events])
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """`dumps` as UTF-8 bytes."""
+    try:
+        return orjson.dumps(value, default=str)
+    except TypeError:
+        return json.dumps(value, default=str, separators=(",", ":")).encode()
 
 
 def dumps(value: Any) -> str:
