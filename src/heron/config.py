@@ -80,10 +80,11 @@ class StorageConfig(_Section):
     head_window: float = 12 * 3600.0
     """Seconds of recent samples kept in memory for PromQL and rules (`12h`; `0` disables).
     Longer than Grafana's default "Last 6 hours" (with its rate windows), so default dashboards
-    never touch storage; `head_max_samples` bounds the memory. About 16 bytes per sample (10k
-    series scraped every 15 s: ~115 MB per 3h)."""
-    head_max_samples: int = 25_000_000
-    """Cap on samples in memory (~400 MB); past it the head keeps a shorter window."""
+    never touch storage; `head_max_samples` bounds the memory. About 12 bytes per sample (10k
+    series scraped every 15 s: ~86 MB per 3h)."""
+    head_max_samples: int | None = None
+    """Cap on samples in memory; past it the head keeps a shorter window. Default: a tenth of
+    the machine's memory (cgroup limit or RAM) at 12 bytes per sample."""
 
     @field_validator("head_window", mode="before")
     @classmethod

@@ -2,36 +2,44 @@
 
 Prometheus answers recent data from its in-memory head block; this is Heron's equivalent. Every
 acknowledged write lands here (`MetricsWriter` feeds it right after the pipeline's fsync), and at
-start the last window is loaded from storage in one read, so a query whose range lies inside
-the head's coverage needs no SQL at all: matchers resolve on `HeadIndex`, samples come from two
-numpy arrays.
+start the last window is loaded from storage in slices, so a query whose range lies inside the
+head's coverage needs no SQL at all: matchers resolve on `HeadIndex`, samples come from numpy
+arrays.
 
 Layout (no per-sample Python anywhere):
-- a sorted *block*: `keys` (int64, `position << 42 | ts`, sorted, unique) and `values`; the
-  samples of series p in [mint, maxt] are one `np.searchsorted` pair away;
+- a *block* in CSR form: per series position p, its samples are `ts[offsets[p]:offsets[p+1]]`
+  (sorted, unique) and the same slice of `values`. Timestamps are stored as offsets from the
+  block's `base` (int32 when the window fits in 2^30 ms, else int64), so a sample costs 12 bytes
+  instead of 16; values stay float64, bit for bit. A series' window bounds are found by
+  interpolation (exact for regular scrapes) checked and, where wrong, corrected by a binary
+  search run for all series at once;
 - an unsorted *tail* of the chunks written since the last compaction (write order);
 - a compaction (background thread, when the tail is large or 30 s old) sorts the tail,
   merges it into the block in O(n) (a duplicate (series, ts): the later write wins, as the
   storage read keeps the last row), and evicts samples older than the window.
 Readers take the current immutable `_State` and never lock; writers and the compactor swap
-states under a lock. Memory: 16 bytes per sample in the block, 24 in the tail, twice the block
+states under a lock. Memory: 12 bytes per sample in the block, 24 in the tail, twice the block
 for the moment of a compaction, plus the index (~100-300 bytes per series). `max_samples`
-bounds it: past the cap the oldest samples go and the coverage start moves forward.
+bounds it (default: a tenth of the machine's memory): past the cap the oldest samples go and
+the coverage start moves forward.
 
-*Coverage*: the head claims every sample with ts >= `coverage_start` (None before the start-up
-load). Whatever it drops (too old on arrival, evicted, capped) moves that start forward, so a
-query over [mint, maxt] is answered here only if mint >= coverage_start; older ranges go to
-storage (`promql.fetch` splits a range that straddles the start).
+*Coverage*: the head claims every sample with `coverage_start` <= ts < `ts_limit` (None before
+the start-up load). Whatever it drops (too old on arrival, evicted, capped) moves that start
+forward, so a query over [mint, maxt] is answered here only if mint >= coverage_start; older
+ranges go to storage (`promql.fetch` splits a range that straddles the start).
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,11 +52,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("heron.head")
 
-KEY_SHIFT = 42
+KEY_SHIFT = 42  # tail sort keys: position << 42 | ts
 TS_LIMIT = 1 << KEY_SHIFT  # timestamps at or after 2109 stay in storage
 TS_MASK = TS_LIMIT - 1
 MAX_SERIES = 1 << (63 - KEY_SHIFT)
 EVERYTHING = -(2**62)
+OFFSET_SPAN = 1 << 30  # int32 offsets: the block's samples stay within base .. base + 2^31
+BYTES_PER_SAMPLE = 12
 _EMPTY_I = np.empty(0, np.int64)
 _EMPTY_F = np.empty(0, np.float64)
 
@@ -57,14 +67,45 @@ class SampleLimit(Exception):
     """A selection would hold more samples than the caller allows."""
 
 
+def machine_memory() -> int:
+    """Bytes of memory this process may use: the cgroup limit when lower than physical RAM."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(f).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def default_max_samples() -> int:
+    """A tenth of the machine's memory at 12 bytes per sample (at least 1M)."""
+    return max(1_000_000, machine_memory() // 10 // BYTES_PER_SAMPLE)
+
+
 @dataclass
 class _State:
-    keys: np.ndarray
-    values: np.ndarray
+    offsets: np.ndarray  # int64 (n_seg + 1,): series position p's samples are [offsets[p], offsets[p+1])
+    ts: np.ndarray  # int32 (or int64) ms - base, sorted within each series
+    values: np.ndarray  # float64
+    base: int
     tail: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]  # (position, ts, value) chunks
     tail_n: int
     coverage: int | None
+    limit: int  # samples at or after this are not held (int32 span, far-future arrivals)
     _tail_cat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.ts)
+
+    def with_(self, **kw: Any) -> _State:
+        d = {k: getattr(self, k) for k in ("offsets", "ts", "values", "base", "tail", "tail_n", "coverage",
+                                            "limit")}
+        d.update(kw)
+        return _State(**d)
 
     def tail_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The tail as three flat arrays in write order (computed once per state)."""
@@ -77,6 +118,63 @@ class _State:
                        np.concatenate([c[2] for c in self.tail]))
             self._tail_cat = cat
         return cat
+
+    def segments(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) of every position's block segment (empty for positions past the block)."""
+        nseg = len(self.offsets) - 1
+        p = np.minimum(pos, nseg)
+        lo = self.offsets[p]
+        hi = self.offsets[np.minimum(pos + 1, nseg)]
+        return lo, np.maximum(hi, lo)
+
+
+def seg_search(arr: np.ndarray, lo: np.ndarray, hi: np.ndarray, target: np.ndarray | int,
+               right: bool = False) -> np.ndarray:
+    """Per segment [lo, hi) of sorted `arr`: the first index whose value is >= target (> with
+    `right`), for all segments at once. Interpolation first (exact for evenly spaced samples),
+    then a vectorized binary search over the segments it missed."""
+    lo = np.asarray(lo, np.int64)
+    hi = np.asarray(hi, np.int64)
+    t = np.broadcast_to(np.asarray(target, np.int64), lo.shape)
+    out = lo.copy()
+    n = hi - lo
+    nz = np.flatnonzero(n > 0)
+    if not len(nz):
+        return out
+    a_lo, a_hi, tt = lo[nz], hi[nz], t[nz]
+    first = arr[a_lo].astype(np.int64)
+    last = arr[a_hi - 1].astype(np.int64)
+    span = np.maximum(last - first, 1)
+    rel = np.clip(tt, first, last + 1) - first
+    if arr.dtype == np.int32:  # exact integer interpolation (< 2^31 x samples: no overflow)
+        rel *= a_hi - 1 - a_lo
+        step = rel // span + 1 if right else (rel + span - 1) // span
+    else:  # wide offsets: a float guess, checked below like any other
+        f = rel / span * (a_hi - 1 - a_lo)
+        step = (np.floor(f) + 1 if right else np.ceil(f)).astype(np.int64)
+    guess = a_lo + np.minimum(step, a_hi - a_lo)
+    gm = np.minimum(guess, a_hi - 1)
+    before, at = arr[np.maximum(guess - 1, a_lo)].astype(np.int64), arr[gm].astype(np.int64)
+    if right:
+        ok_left, ok_right = (guess == a_lo) | (before <= tt), (guess == a_hi) | (at > tt)
+    else:
+        ok_left, ok_right = (guess == a_lo) | (before < tt), (guess == a_hi) | (at >= tt)
+    ok = ok_left & ok_right
+    out[nz[ok]] = guess[ok]
+    miss = np.flatnonzero(~ok)
+    if len(miss):
+        a_lo, a_hi, tt = a_lo[miss].copy(), a_hi[miss].copy(), tt[miss]
+        idx = nz[miss]
+        act = np.arange(len(a_lo))
+        while len(act):
+            la, ha = a_lo[act], a_hi[act]
+            mid = (la + ha) >> 1
+            go = arr[mid] <= tt[act] if right else arr[mid] < tt[act]
+            a_lo[act] = np.where(go, mid + 1, la)
+            a_hi[act] = np.where(go, ha, mid)
+            act = act[a_lo[act] < a_hi[act]]
+        out[idx] = a_lo
+    return out
 
 
 def _sorted_unique(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,39 +189,48 @@ def _sorted_unique(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np
     return keys, values
 
 
-def _merge(keys: np.ndarray, values: np.ndarray, nk: np.ndarray,
-           nv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique (`nk`, `nv`) merged into the block; new values replace equal keys. New arrays."""
-    if len(nk) == 0:
-        return keys, values
-    if len(keys) == 0:
-        return nk, nv
-    at = np.searchsorted(keys, nk)
-    hit = at < len(keys)
-    hit[hit] = keys[at[hit]] == nk[hit]
+def _merge(st: _State, pos: np.ndarray, off: np.ndarray, vals: np.ndarray, base: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block of `st` (re-based on `base`) with sorted unique samples (`pos`, `off`, `vals`)
+    merged in; new values replace equal (series, ts). Returns new (offsets, ts, values)."""
+    dtype = st.ts.dtype
+    ts = st.ts if base == st.base else (st.ts - np.asarray(base - st.base, dtype)).astype(dtype, copy=False)
+    nseg = max(len(st.offsets) - 1, int(pos.max()) + 1 if len(pos) else 0)
+    offsets = np.concatenate([st.offsets, np.full(nseg + 1 - len(st.offsets), st.offsets[-1], np.int64)])
+    if not len(pos):
+        return offsets, ts.copy() if ts is st.ts else ts, st.values.copy()
+    lo, hi = offsets[pos], offsets[pos + 1]
+    at = seg_search(ts, lo, hi, off)
+    hit = at < hi
+    hit[hit] = ts[at[hit]] == off[hit]
     new = ~hit
-    out_k = np.insert(keys, at[new], nk[new])
-    out_v = np.insert(values, at[new], nv[new])
+    ins = at[new]
+    out_t = np.insert(ts, ins, off[new].astype(dtype))
+    out_v = np.insert(st.values, ins, vals[new])
     if hit.any():  # equal keys: their slot moved right by the insertions before it
-        ins = at[new]
         slot = at[hit] + np.searchsorted(ins, at[hit], side="right")
-        out_v[slot] = nv[hit]
-    return out_k, out_v
+        out_v[slot] = vals[hit]
+    added = np.bincount(pos[new], minlength=nseg)
+    out_o = offsets.copy()
+    out_o[1:] += np.cumsum(added)
+    return out_o, out_t, out_v
 
 
 class Head:
     """Recent samples in memory (see module docstring). One writer at a time, many readers."""
 
-    def __init__(self, window_ms: int, max_samples: int = 25_000_000, storage: Storage | None = None,
+    def __init__(self, window_ms: int, max_samples: int | None = None, storage: Storage | None = None,
                  tail_limit: int = 262_144, compact_every: float = 5.0) -> None:
         self.window_ms = int(window_ms)
-        self.max_samples = int(max_samples)
+        self.max_samples = int(max_samples) if max_samples else default_max_samples()
         self.tail_limit = tail_limit
         self.compact_every = compact_every
         self.storage = storage
         self.index = HeadIndex(self._sql_regex if storage is not None else None)
-        self._state = _State(_EMPTY_I, _EMPTY_F, (), 0, None)
+        self._dtype = np.int32 if self.window_ms <= OFFSET_SPAN else np.int64
+        self._state = self._empty(None)
         self._min_cover = EVERYTHING  # everything dropped so far is older than this
+        self._max_cover = TS_LIMIT  # and newer than this (far-future samples)
         self._write_lock = threading.Lock()
         self._compact_lock = threading.Lock()
         self._wake = threading.Event()
@@ -134,6 +241,15 @@ class Head:
         self._evicted_to = EVERYTHING  # the cutoff of the last eviction pass
         self.disabled: str | None = None
 
+    def _empty(self, coverage: int | None, base: int | None = None) -> _State:
+        base = self._now_ms() - self.window_ms if base is None else base
+        return _State(np.zeros(1, np.int64), np.empty(0, self._dtype), _EMPTY_F, base, (), 0, coverage,
+                      self._limit_for(base))
+
+    def _limit_for(self, base: int) -> int:
+        span = TS_LIMIT if self._dtype is np.int64 else base + 2 * OFFSET_SPAN
+        return min(span, TS_LIMIT, getattr(self, "_max_cover", TS_LIMIT))
+
     # --- state ---------------------------------------------------------------------------------
 
     @property
@@ -142,19 +258,19 @@ class Head:
         return self._state.coverage
 
     def covers(self, mint: int, maxt: int) -> bool:
-        cov = self._state.coverage
-        return cov is not None and mint >= cov and maxt < TS_LIMIT
+        st = self._state
+        return st.coverage is not None and mint >= st.coverage and maxt < st.limit
 
     def __len__(self) -> int:
         st = self._state
-        return len(st.keys) + st.tail_n
+        return st.n + st.tail_n
 
     def stats(self) -> dict[str, Any]:
         st = self._state
         series, pairs = self.index.stats()
-        return {"samples": len(st.keys) + st.tail_n, "tail": st.tail_n, "series": series,
-                "label_pairs": pairs, "coverage_start": st.coverage,
-                "bytes": st.keys.nbytes + st.values.nbytes + 24 * st.tail_n}
+        return {"samples": st.n + st.tail_n, "tail": st.tail_n, "series": series,
+                "label_pairs": pairs, "coverage_start": st.coverage, "max_samples": self.max_samples,
+                "bytes": st.ts.nbytes + st.values.nbytes + st.offsets.nbytes + 24 * st.tail_n}
 
     def register_metrics(self, registry: Any) -> None:
         """`heron_head_*` gauges on a prometheus_client registry (read at scrape time)."""
@@ -167,6 +283,8 @@ class Head:
         Gauge("heron_head_coverage_start_seconds",
               "Time from which the head holds every sample (queries from then on skip storage).",
               registry=registry).set_function(self._coverage_seconds)
+        Gauge("heron_head_max_samples", "Cap on samples in the head (storage.head_max_samples).",
+              registry=registry).set_function(lambda: self.max_samples)
 
     def _coverage_seconds(self) -> float:
         """The gauge's value: NaN before the load (no claim), 0 when the head holds everything."""
@@ -182,14 +300,22 @@ class Head:
             self._min_cover = t
             st = self._state
             if st.coverage is not None and st.coverage < t:
-                self._state = _State(st.keys, st.values, st.tail, st.tail_n, t, st._tail_cat)
+                self._state = st.with_(coverage=t, _tail_cat=st._tail_cat)
+
+    def _lower_limit(self, t: int) -> None:
+        """Nothing at or after `t` is complete here (caller holds the write lock)."""
+        if t < self._max_cover:
+            self._max_cover = t
+            st = self._state
+            if st.limit > t:
+                self._state = st.with_(limit=t, _tail_cat=st._tail_cat)
 
     def disable(self, reason: str) -> None:
         with self._write_lock:
             if self.disabled is None:
                 log.warning("in-memory head disabled: %s; queries read storage", reason)
             self.disabled = reason
-            self._state = _State(_EMPTY_I, _EMPTY_F, (), 0, None)
+            self._state = self._empty(None)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -200,24 +326,27 @@ class Head:
             return
         ts = np.array(ts, np.int64)  # copies: the caller's buffers are not ours to keep
         values = np.array(values, np.float64)
-        if len(self.index) + len(series) > MAX_SERIES:  # keys hold 21 bits of position
+        if len(self.index) + len(series) > MAX_SERIES:  # tail keys hold 21 bits of position
             self.disable(f"more than {MAX_SERIES} series")
             return
         with self._write_lock:
             pos = self.index.positions(series)
             pos = np.repeat(pos, np.asarray(counts, np.int64))
-            floor = self._now_ms() - self.window_ms
-            keep = (ts >= floor) & (ts < TS_LIMIT)
+            st = self._state
+            floor = max(self._now_ms() - self.window_ms, st.base)
+            keep = (ts >= floor) & (ts < st.limit)
             if not keep.all():
                 old = ts[ts < floor]
                 if len(old):
                     self._raise_cover(int(old.max()) + 1)
+                future = ts[ts >= st.limit]
+                if len(future):
+                    self._lower_limit(int(future.min()))
                 pos, ts, values = pos[keep], ts[keep], values[keep]
             if len(ts) == 0:
                 return
             st = self._state
-            self._state = _State(st.keys, st.values, (*st.tail, (pos, ts, values)), st.tail_n + len(ts),
-                                 st.coverage)
+            self._state = st.with_(tail=(*st.tail, (pos, ts, values)), tail_n=st.tail_n + len(ts))
             full = self._state.tail_n >= self.tail_limit
         self._ensure_thread()
         if full:
@@ -256,32 +385,37 @@ class Head:
         if self._thread is not None:
             self._thread.join(5)
 
+    def _sorted_tail(self, st: _State, k: int, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first `k` tail chunks sorted by (position, ts), last write winning: (pos, ts - base, value)."""
+        pos, ts, vals = (np.concatenate([c[i] for c in st.tail[:k]]) for i in range(3))
+        keys, vals = _sorted_unique((pos << KEY_SHIFT) | ts, vals)
+        return keys >> KEY_SHIFT, (keys & TS_MASK) - base, vals
+
     def compact(self, now_ms: int | None = None) -> None:
         """Merge the tail into the block, evict what left the window, enforce the sample cap."""
         with self._compact_lock:
             st = self._state
             k = len(st.tail)
-            keys, values = st.keys, st.values
-            if k:
-                pos, ts, vals = st.tail_arrays()
-                nk, nv = _sorted_unique((pos << KEY_SHIFT) | ts, vals)
-                keys, values = _merge(keys, values, nk, nv)
             cutoff = (now_ms if now_ms is not None else self._now_ms()) - self.window_ms
-            if len(keys):
-                ts_all = keys & TS_MASK
-                if len(keys) > self.max_samples:  # the oldest go first: the window shrinks
-                    cap = int(np.partition(ts_all, len(keys) - self.max_samples)[len(keys) - self.max_samples])
-                    cutoff = max(cutoff, cap + 1)
-                old = ts_all < cutoff
-                evicted = bool(old.any())
-                if evicted:
-                    keys, values = keys[~old], values[~old]
+            # Re-base when the int32 span runs short (every ~12 days of uptime).
+            base = cutoff if self._dtype is np.int32 and cutoff - st.base > OFFSET_SPAN // 2 else st.base
+            if k:
+                offsets, ts, values = _merge(st, *self._sorted_tail(st, k, base), base)
+            elif base != st.base:
+                offsets, ts, values = _merge(st, _EMPTY_I, _EMPTY_I, _EMPTY_F, base)
             else:
-                evicted = False
+                offsets, ts, values = st.offsets, st.ts, st.values
+            evicted = False
+            if len(ts):
+                if len(ts) > self.max_samples:  # the oldest go first: the window shrinks
+                    cap = int(np.partition(ts, len(ts) - self.max_samples)[len(ts) - self.max_samples])
+                    cutoff = max(cutoff, base + cap + 1)
+                offsets, ts, values, evicted = _evict(offsets, ts, values, cutoff - base)
             self._compacted_at, self._evicted_to = time.monotonic(), cutoff
             with self._write_lock:
                 cur = self._state
-                self._state = _State(keys, values, cur.tail[k:], cur.tail_n - st.tail_n, cur.coverage)
+                self._state = _State(offsets, ts, values, base, cur.tail[k:], cur.tail_n - st.tail_n,
+                                     cur.coverage, self._limit_for(base))
                 if evicted:  # nothing older than the cutoff is here any more
                     self._raise_cover(cutoff)
 
@@ -290,17 +424,25 @@ class Head:
     def load(self, storage: Storage, now_ms: int | None = None, chunk_rows: int = 1_000_000) -> int:
         """Read the last window from storage, then claim coverage. Returns the samples loaded.
 
-        One query for the series, then the samples in slices of the series-id space (about
-        `chunk_rows` each, every slice one primary-key range), so the transient memory of the
-        read stays a fraction of the head's own."""
+        Only what the sample cap keeps is read: a per-minute count finds the oldest minute that
+        fits. One query for the series, then the samples in slices of the series-id space (about
+        `chunk_rows` each, every slice one primary-key range), written straight into the block's
+        arrays, so the transient memory of the read stays a slice."""
         if self.disabled is not None:
             return 0
         db = storage.database
         cutoff = (now_ms if now_ms is not None else self._now_ms()) - self.window_ms
         with self._compact_lock:
-            oldest = storage.execute(f"SELECT count() AS n, min(ts) AS lo FROM `{db}`.metric_samples")
-            row: dict[str, Any] = oldest.to_pylist()[0] if oldest.num_rows else {"n": 0, "lo": 0}
+            base = cutoff
+            upper = self._limit_for(base)
+            row = storage.execute(
+                f"SELECT count() AS n, min(ts) AS lo, countIf(ts >= {cutoff} AND ts < {upper}) AS w "
+                f"FROM `{db}`.metric_samples").to_pylist()[0]
             complete = not row["n"] or int(row["lo"]) >= cutoff
+            in_window = int(row.get("w") or 0)
+            if in_window > self.max_samples:  # keep the newest minutes that fit
+                cutoff = self._cap_cutoff(storage, cutoff, upper)
+                complete = False
             series = storage.execute(
                 f"SELECT series_id, any(labels) AS lbls FROM `{db}`.metric_series WHERE series_id IN "
                 f"(SELECT DISTINCT series_id FROM `{db}`.metric_samples WHERE ts >= {cutoff}) "
@@ -314,40 +456,109 @@ class Head:
                 return 0
             with self._write_lock:
                 pos = self.index.positions(labels)
-            slices = max(1, min(64, int(row["n"] or 0) // chunk_rows))
-            bounds = [k * (1 << 64) // slices for k in range(slices + 1)]
-            key_parts, value_parts = [], []
-            for lo, hi in itertools.pairwise(bounds):
-                upper = f" AND series_id < {hi}" if hi < (1 << 64) else ""
-                part = storage.execute(
-                    f"SELECT series_id, ts, value FROM `{db}`.metric_samples WHERE series_id >= {lo}{upper} "
-                    f"AND ts >= {cutoff} AND ts < {TS_LIMIT} ORDER BY series_id, ts")
-                if not part.num_rows:
-                    continue
-                s_id = part.column("series_id").to_numpy()
-                at = np.searchsorted(sids, s_id)
-                known = at < len(sids)
-                known[known] = sids[at[known]] == s_id[known]  # a sample without a series row: unreadable
-                key_parts.append((pos[at[known]] << KEY_SHIFT) | part.column("ts").to_numpy()[known])
-                value_parts.append(part.column("value").to_numpy()[known])
-                del part, s_id, at, known
-            keys = np.concatenate(key_parts) if key_parts else _EMPTY_I
-            values = np.concatenate(value_parts).astype(np.float64) if value_parts else _EMPTY_F
-            del key_parts, value_parts
-            keys, values = _sorted_unique(keys, values)
+            offsets, ts, values = self._read_slices(storage, sids, pos, cutoff, upper, base,
+                                                    min(in_window, self.max_samples), chunk_rows)
+            loaded = len(ts)
             with self._write_lock:
                 if self.disabled is not None:
                     return 0
                 cur = self._state
-                # What was written while we read is newer than the storage copy: it wins.
-                keys, values = _merge(keys, values, cur.keys, cur.values)
+                block = _State(offsets, ts, values, base, (), 0, None, upper)
+                if cur.n:  # what was written while we read is newer than the storage copy: it wins
+                    p = np.repeat(np.arange(len(cur.offsets) - 1, dtype=np.int64), np.diff(cur.offsets))
+                    t = cur.ts.astype(np.int64) + cur.base
+                    keep = (t >= base) & (t < upper)
+                    offsets, ts, values = _merge(block, p[keep], t[keep] - base, cur.values[keep], base)
                 cov = max(EVERYTHING if complete else cutoff, self._min_cover)
-                self._state = _State(keys, values, cur.tail, cur.tail_n, cov)
-        if len(keys) > self.max_samples:  # the cap holds from the start, not at the first compaction
+                self._state = _State(offsets, ts, values, base, cur.tail, cur.tail_n, cov,
+                                     min(upper, self._max_cover))
+        if len(ts) > self.max_samples:  # writes during the load can still push it past the cap
             self.compact(now_ms)
-        log.info("head: loaded %d samples of %d series (coverage from %s)", len(self), len(labels),
-                 "the beginning" if complete and len(keys) <= self.max_samples else self.coverage_start)
-        return len(keys)
+        log.info("head: loaded %d samples of %d series (coverage from %s)", loaded, len(labels),
+                 "the beginning" if complete else self.coverage_start)
+        # The index's label tuples (~10 objects per series) live as long as the process: out of
+        # the collector's reach, a full collection no longer walks 1M objects at 100k series.
+        gc.freeze()
+        return loaded
+
+    def _cap_cutoff(self, storage: Storage, cutoff: int, upper: int) -> int:
+        """The oldest minute from which the samples in [cutoff, upper) fit `max_samples`."""
+        t = storage.execute(
+            f"SELECT intDiv(ts, 60000) AS m, count() AS c FROM `{storage.database}`.metric_samples "
+            f"WHERE ts >= {cutoff} AND ts < {upper} GROUP BY m ORDER BY m DESC")
+        if not t.num_rows:
+            return cutoff
+        m = t.column("m").to_numpy().astype(np.int64)
+        fits = np.cumsum(t.column("c").to_numpy().astype(np.int64)) <= self.max_samples
+        if not fits[0]:  # even the newest minute is too much: keep it anyway, compaction caps it
+            return max(cutoff, int(m[0]) * 60000)
+        return max(cutoff, int(m[np.flatnonzero(fits)[-1]]) * 60000)
+
+    def _read_slices(self, storage: Storage, sids: np.ndarray, pos: np.ndarray, cutoff: int, upper: int,
+                     base: int, expect: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Samples in [cutoff, upper) into CSR arrays by position (see `load`)."""
+        db = storage.database
+        ts_out = np.empty(expect, self._dtype)
+        val_out = np.empty(expect, np.float64)
+        run_pos: list[np.ndarray] = []
+        run_len: list[np.ndarray] = []
+        n = 0
+        slices = max(1, min(64, expect // chunk_rows))
+        bounds = [k * (1 << 64) // slices for k in range(slices + 1)]
+        for lo, hi in itertools.pairwise(bounds):
+            hi_cond = f" AND series_id < {hi}" if hi < (1 << 64) else ""
+            part = storage.execute(
+                f"SELECT series_id, ts, value FROM `{db}`.metric_samples WHERE series_id >= {lo}{hi_cond} "
+                f"AND ts >= {cutoff} AND ts < {upper} ORDER BY series_id, ts")
+            if not part.num_rows:
+                continue
+            s_id = part.column("series_id").to_numpy()
+            at = np.searchsorted(sids, s_id)
+            known = at < len(sids)
+            known[known] = sids[at[known]] == s_id[known]  # a sample without a series row: unreadable
+            at = at[known]
+            t = part.column("ts").to_numpy()[known] - base
+            v = part.column("value").to_numpy()[known]
+            del part, s_id, known
+            if not len(at):
+                continue
+            edge = np.flatnonzero(at[1:] != at[:-1]) + 1
+            starts = np.concatenate([[0], edge])
+            run_pos.append(pos[at[starts]])
+            run_len.append(np.diff(np.concatenate([starts, [len(at)]])))
+            if n + len(t) > len(ts_out):  # storage grew since the count: grow the buffers
+                size = max(n + len(t), len(ts_out) * 5 // 4)
+                ts_out, val_out = _grow(ts_out, n, size), _grow(val_out, n, size)
+            ts_out[n:n + len(t)] = t
+            val_out[n:n + len(t)] = v
+            n += len(t)
+            del at, t, v
+        ts_out, val_out = ts_out[:n], val_out[:n]
+        rp = np.concatenate(run_pos) if run_pos else _EMPTY_I
+        rl = np.concatenate(run_len) if run_len else _EMPTY_I
+        nseg = len(self.index)
+        if len(rp) and not (rp[1:] > rp[:-1]).all():  # positions not in series-id order: re-lay out
+            p = np.repeat(rp, rl)
+            keys, val_out = _sorted_unique((p << KEY_SHIFT) | (ts_out.astype(np.int64) + base), val_out)
+            p, t64 = keys >> KEY_SHIFT, (keys & TS_MASK) - base
+            offsets = np.zeros(nseg + 1, np.int64)
+            np.cumsum(np.bincount(p, minlength=nseg), out=offsets[1:])
+            return offsets, t64.astype(self._dtype), val_out
+        counts = np.zeros(nseg, np.int64)
+        counts[rp] = rl
+        offsets = np.zeros(nseg + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        if len(ts_out) > 1:  # duplicate rows in storage (same series and ts): keep the last
+            dup = ts_out[1:] == ts_out[:-1]
+            if dup.any():
+                b = offsets[1:-1]
+                dup[b[(b > 0) & (b < len(ts_out))] - 1] = False  # not across series boundaries
+                if dup.any():
+                    keep = np.concatenate([~dup, [True]])
+                    p = np.repeat(np.arange(nseg, dtype=np.int64), counts)[keep]
+                    ts_out, val_out = ts_out[keep], val_out[keep]
+                    np.cumsum(np.bincount(p, minlength=nseg), out=offsets[1:])
+        return offsets, ts_out, val_out
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -355,22 +566,32 @@ class Head:
             _State, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Matched positions (label order), their block ranges, and the tail's matching samples."""
         st = self._state
-        if st.coverage is None or mint < st.coverage or maxt >= TS_LIMIT or maxt < mint:
+        if st.coverage is None or mint < st.coverage or maxt >= st.limit or maxt < mint:
             return None
         pos = self.index.resolve([[tuple(m) for m in g] for g in groups])
         if pos is None:
             return None
-        pk = pos << KEY_SHIFT
-        lo = np.searchsorted(st.keys, pk + max(int(mint), 0), "left")
-        counts = np.searchsorted(st.keys, pk + int(maxt), "right") - lo
+        if not len(pos):
+            return st, pos, _EMPTY_I, _EMPTY_I, _EMPTY_I, _EMPTY_I, _EMPTY_F
+        seg_lo, seg_hi = st.segments(pos)
+        lo_t, hi_t = int(mint) - st.base, int(maxt) - st.base
+        lo = seg_search(st.ts, seg_lo, seg_hi, lo_t)
+        hi = seg_search(st.ts, lo, seg_hi, hi_t, right=True)
+        counts = hi - lo
         t_pos, t_ts, t_val = st.tail_arrays()
         t_sel = _EMPTY_I
-        if len(t_pos) and len(pos):
-            sel_of = np.full(len(self.index) + 1, -1, np.int64)
-            sel_of[pos] = np.arange(len(pos), dtype=np.int64)
-            t_sel = np.where((t_ts >= mint) & (t_ts <= maxt), sel_of[t_pos], -1)
-            hit = t_sel >= 0
-            t_sel, t_ts, t_val = t_sel[hit], t_ts[hit], t_val[hit]
+        if len(t_pos):
+            in_range = (t_ts >= mint) & (t_ts <= maxt)
+            if in_range.any():
+                r = np.flatnonzero(in_range)
+                sel_of = np.full(max(len(self.index), int(pos.max()) + 1) + 1, -1, np.int64)
+                sel_of[pos] = np.arange(len(pos), dtype=np.int64)
+                s = sel_of[t_pos[r]]
+                hit = s >= 0
+                r = r[hit]
+                t_sel, t_ts, t_val = s[hit], t_ts[r], t_val[r]
+        if not len(t_sel):
+            t_ts, t_val = _EMPTY_I, _EMPTY_F
         return st, pos, lo, counts, t_sel, t_ts, t_val
 
     def series(self, groups: list[list[Any]], mint: int, maxt: int) -> list[Labels] | None:
@@ -400,7 +621,8 @@ class Head:
             raise SampleLimit(total)
         starts_b = np.cumsum(counts) - counts
         idx = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(lo - starts_b, counts)
-        ts = st.keys[idx] & TS_MASK
+        ts = st.ts[idx].astype(np.int64)
+        ts += st.base
         vals = st.values[idx]
         if len(t_sel):  # merge the tail's matches; the later write wins on equal (series, ts)
             sidx = np.concatenate([np.repeat(np.arange(len(pos), dtype=np.int64), counts), t_sel])
@@ -429,3 +651,24 @@ class Head:
         t = self.storage.execute(f"SELECT arrayMap(x -> match(x, {rx}), [{', '.join(map(sql_string, values))}]) "
                                  "AS m")
         return [bool(x) for x in t.column("m")[0].as_py()]
+
+
+def _evict(offsets: np.ndarray, ts: np.ndarray, values: np.ndarray, cut: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Drop every sample with offset < `cut` (a prefix of each series' segment)."""
+    nseg = len(offsets) - 1
+    if not nseg:
+        return offsets, ts, values, False
+    gone = seg_search(ts, offsets[:-1], offsets[1:], cut) - offsets[:-1]
+    if not gone.any():
+        return offsets, ts, values, False
+    keep = ts >= cut
+    out_o = offsets.copy()
+    out_o[1:] -= np.cumsum(gone)
+    return out_o, ts[keep], values[keep], True
+
+
+def _grow(a: np.ndarray, n: int, size: int) -> np.ndarray:
+    out = np.empty(size, a.dtype)
+    out[:n] = a[:n]
+    return out

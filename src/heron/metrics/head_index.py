@@ -77,6 +77,24 @@ class _Postings:
         return cached[1], cached[2]
 
 
+_INCREMENTAL = 2048  # up to this many new series, cached matches are extended, not recomputed
+
+
+class _OrderView:
+    """The label sets in label order, as a sequence `bisect` can search without a copy."""
+
+    __slots__ = ("labels", "order")
+
+    def __init__(self, order: np.ndarray, labels: list[Labels]) -> None:
+        self.order, self.labels = order, labels
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> Labels:
+        return self.labels[int(self.order[i])]
+
+
 class HeadIndex:
     """Label sets by position; `resolve` turns matcher groups into sorted positions.
 
@@ -136,14 +154,15 @@ class HeadIndex:
         return n
 
     def _merge_order(self, old: int, n: int) -> np.ndarray:
-        """The label order with positions old..n-1 inserted by binary search (no full resort)."""
+        """The label order with positions old..n-1 inserted by binary search (no full resort):
+        each new series costs log2(n) label comparisons, not a walk over the order."""
         labels = self.labels
         new = sorted(range(old, n), key=labels.__getitem__)
         if old == 0:
             return np.asarray(new, np.int64)
-        order = self._order.tolist()
-        at = [bisect.bisect_left(order, labels[p], key=labels.__getitem__) for p in new]
-        return np.insert(np.asarray(order, np.int64), np.asarray(at, np.int64), np.asarray(new, np.int64))
+        view = _OrderView(self._order, labels)
+        at = [bisect.bisect_left(view, labels[p]) for p in new]
+        return np.insert(self._order, np.asarray(at, np.int64), np.asarray(new, np.int64))
 
     def resolve(self, groups: list[list[tuple[str, str, str]]]) -> np.ndarray | None:
         """Positions matching any group (matchers ANDed in a group), in label-set order.
@@ -156,6 +175,12 @@ class HeadIndex:
             if hit is not None and hit[0] == n:
                 self._resolved.move_to_end(key)
                 return hit[1]
+            if hit is not None and n - hit[0] <= _INCREMENTAL:  # only the new series are matched
+                grown = self._extend(groups, hit[0], n, hit[1])
+                if grown is not None:
+                    self._resolved[key] = (n, grown)
+                    self._resolved.move_to_end(key)
+                    return grown
             mask = np.zeros(n, bool)
             for group in groups:
                 g = np.ones(n, bool)
@@ -171,6 +196,35 @@ class HeadIndex:
             if len(self._resolved) > 2048:
                 self._resolved.popitem(last=False)
             return out
+
+    def _extend(self, groups: list[list[tuple[str, str, str]]], old: int, n: int,
+                prev: np.ndarray) -> np.ndarray | None:
+        """`prev` (the match over positions < old, in label order) plus the matching positions
+        old..n-1, each placed by its rank: a query after a few new series costs their count, not
+        the series count."""
+        found = []
+        for p in range(old, n):
+            d = dict(self.labels[p])
+            for group in groups:
+                ok = True
+                for name, op, value in group:
+                    pl = self._postings.get(name)
+                    verdict = self._value_verdict(name, pl, op, value)
+                    if verdict is None:
+                        return None
+                    v = d.get(name, "")
+                    ok = verdict[1] if v == "" or pl is None else bool(verdict[0][pl.value_code[v]])
+                    if not ok:
+                        break
+                if ok:
+                    found.append(p)
+                    break
+        if not found:
+            return prev
+        new = np.asarray(found, np.int64)
+        new = new[np.argsort(self._rank[new])]
+        at = np.searchsorted(self._rank[prev], self._rank[new])
+        return np.insert(prev, at, new)
 
     def _matcher_mask(self, name: str, op: str, value: str, n: int) -> np.ndarray | None:
         pl = self._postings.get(name)
