@@ -155,24 +155,32 @@ async def test_exponential_histograms_rejected_clearly_and_bad_payloads(heron: H
 
 
 async def test_cumulative_counter_reset_after_sdk_restart(heron: Heron, client: httpx.AsyncClient) -> None:
-    """A restarted process starts its cumulative counter again: stored as sent (rate() sees a reset)."""
+    """A restarted process starts its cumulative counter again with a newer start time: Heron
+    writes a 0 at that start time (as Prometheus' OTLP receiver does), so rate() and resets()
+    see the reset even when the new value (20) is above the old one (15)."""
     from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import encode_metrics
 
-    values = []
-    for adds in ((10, 5), (2,)):  # first process: 10 then 15; restarted process: 2
+    starts = []
+    for adds in ((10, 5), (20,)):  # first process: 10 then 15; restarted process: 20
         reader = InMemoryMetricReader()
         provider, _ = _provider(None, reader)
         counter = provider.get_meter("t").create_counter("orders", unit="1")
         for n in adds:
             counter.add(n)
-            r = await client.post("/v1/metrics", content=encode_metrics(reader.get_metrics_data()).SerializeToString(),
+            time.sleep(0.005)  # collected after the start (a 0 at a start equal to the point is skipped)
+            data = reader.get_metrics_data()
+            starts.append(data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+                          .start_time_unix_nano // 1_000_000)
+            r = await client.post("/v1/metrics", content=encode_metrics(data).SerializeToString(),
                                   headers={"Content-Type": "application/x-protobuf"})
             assert r.status_code == 200
             time.sleep(0.002)
         provider.shutdown()
     rows = [r for r in await samples(heron) if r["metric"] == "orders_total"]
-    values = [r["value"] for r in rows]
-    assert values == [10.0, 15.0, 2.0]
+    assert [r["value"] for r in rows] == [10.0, 15.0, 0.0, 20.0]
+    assert starts[0] == starts[1] < starts[2] and rows[2]["ts"] == starts[2]
+    [res] = await instant(heron, "resets(orders_total[1h])")
+    assert float(res["value"][1]) == 1.0
 
 
 async def test_delta_totals_continue_after_a_restart(tmp_path: Path) -> None:
@@ -208,3 +216,43 @@ async def test_delta_totals_continue_after_a_restart(tmp_path: Path) -> None:
         finally:
             await heron.stop()
     assert rows == [2.0, 7.0, 10.0]
+
+
+def test_newer_start_time_writes_a_zero_for_every_cumulative_series() -> None:
+    """Histogram buckets, _sum and _count and summary _sum/_count get the 0 at the new start
+    time; the same or an older start time, a start not before the point, deltas and gauges
+    get none."""
+    from heron.metrics.otlp import DeltaToCumulative, convert
+
+    s = 1_700_000_000_000_000_000
+    sec = 1_000_000_000
+
+    def request(start: int, t: int) -> ExportMetricsServiceRequest:
+        req = ExportMetricsServiceRequest()
+        ms = req.resource_metrics.add().scope_metrics.add().metrics
+        h = ms.add(name="lat", unit="s")
+        h.histogram.aggregation_temporality = 2
+        h.histogram.data_points.add(start_time_unix_nano=start, time_unix_nano=t, count=3, sum=1.5,
+                                    bucket_counts=[1, 2], explicit_bounds=[0.5])
+        q = ms.add(name="q")
+        q.summary.data_points.add(start_time_unix_nano=start, time_unix_nano=t, count=2, sum=1.0)
+        g = ms.add(name="g")
+        g.gauge.data_points.add(start_time_unix_nano=start, time_unix_nano=t, as_double=1.0)
+        d = ms.add(name="d")
+        d.sum.is_monotonic, d.sum.aggregation_temporality = True, 1
+        d.sum.data_points.add(start_time_unix_nano=start, time_unix_nano=t, as_int=1)
+        return req
+
+    acc = DeltaToCumulative()
+    zeros = []
+    for start, t in ((s, s + 10 * sec), (s, s + 20 * sec), (s + 25 * sec, s + 30 * sec),
+                     (s + 5 * sec, s + 40 * sec), (s + 50 * sec, s + 50 * sec)):
+        c = convert(request(start, t))
+        n = len(c.series)
+        values = acc.apply(c)
+        zeros.append(sorted((dict(c.series[i])["__name__"], c.ts[i], float(values[i])) for i in range(n, len(c.series))))
+    reset_ms = (s + 25 * sec) // 1_000_000
+    assert zeros[2] == [("lat_seconds_bucket", reset_ms, 0.0), ("lat_seconds_bucket", reset_ms, 0.0),
+                        ("lat_seconds_count", reset_ms, 0.0), ("lat_seconds_sum", reset_ms, 0.0),
+                        ("q_count", reset_ms, 0.0), ("q_sum", reset_ms, 0.0)]
+    assert zeros[0] == zeros[1] == zeros[3] == zeros[4] == [] and acc.resets == 6

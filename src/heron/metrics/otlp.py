@@ -8,7 +8,11 @@
 - gauge -> gauge; monotonic sum -> counter; non-monotonic sum -> gauge; histogram ->
   `_bucket{le}` (cumulative), `_sum`, `_count`; summary -> `{quantile}`, `_sum`, `_count`;
 - delta temporality is turned into cumulative per series, in memory (as Prometheus'
-  delta-to-cumulative does): a restart of Heron starts the running total again;
+  delta-to-cumulative does), continuing from the last stored value after a restart of Heron;
+- a cumulative point (counter, histogram, summary `_sum`/`_count`) whose `start_time_unix_nano`
+  is newer than the one seen before for its series is a reset (the sender restarted): a 0 is
+  written at the new start time, as Prometheus' OTLP receiver does with created-timestamp
+  zero ingestion, so `rate()` sees the reset even when the new value is above the old one;
 - exponential histograms are not stored yet: they are counted as rejected and reported back
   in `partial_success`, never silently dropped;
 - a point flagged NO_RECORDED_VALUE becomes a stale marker.
@@ -90,6 +94,7 @@ class Converted:
     ts: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     delta: list[bool] = field(default_factory=list)
+    start: list[int] = field(default_factory=list)  # cumulative points: start time ms (0: none)
     metadata: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -107,11 +112,14 @@ class Converted:
         self.exemplars.append((index, tuple(sorted((k, v) for k, v in labels.items() if v != "")),
                                e.time_unix_nano // 1_000_000, value))
 
-    def add(self, labels: dict[str, str], ts_ns: int, value: float, delta: bool = False) -> None:
+    def add(self, labels: dict[str, str], ts_ns: int, value: float, delta: bool = False,
+            start_ns: int = 0) -> None:
+        """One sample; `start_ns`: the start time of a cumulative point (for reset detection)."""
         self.series.append(tuple(sorted((k, v) for k, v in labels.items() if v != "")))
         self.ts.append(ts_ns // 1_000_000)
         self.values.append(value)
         self.delta.append(delta)
+        self.start.append(0 if delta else start_ns // 1_000_000)
 
 
 def _point_value(p: Any) -> float:
@@ -158,7 +166,8 @@ def _metric(out: Converted, m: Any, base: dict[str, str]) -> int:
         out.metadata[name] = ("counter", m.description, m.unit)
         delta = m.sum.aggregation_temporality == AGG_DELTA
         for p in m.sum.data_points:
-            out.add({**_attrs(p.attributes), **base, "__name__": name}, p.time_unix_nano, _point_value(p), delta)
+            out.add({**_attrs(p.attributes), **base, "__name__": name}, p.time_unix_nano, _point_value(p), delta,
+                    p.start_time_unix_nano)
             for e in p.exemplars:
                 out.exemplar(len(out.series) - 1, e)
             latest = max(latest, p.time_unix_nano)
@@ -169,22 +178,22 @@ def _metric(out: Converted, m: Any, base: dict[str, str]) -> int:
         for p in m.histogram.data_points:
             labels = {**_attrs(p.attributes), **base}
             stale = bool(p.flags & FLAG_NO_RECORDED_VALUE)
-            t = p.time_unix_nano
+            t, st = p.time_unix_nano, p.start_time_unix_nano
             counts = np.cumsum(np.asarray(p.bucket_counts, dtype=np.float64))
             bounds = list(p.explicit_bounds)
             first_bucket = len(out.series)
             for i, bound in enumerate(bounds):
                 c = float(counts[i]) if i < len(counts) else float(p.count)
                 out.add({**labels, "__name__": f"{name}_bucket", "le": _fmt_le(bound)}, t,
-                        STALE_NAN if stale else c, delta)
+                        STALE_NAN if stale else c, delta, st)
             out.add({**labels, "__name__": f"{name}_bucket", "le": "+Inf"}, t,
-                    STALE_NAN if stale else float(p.count), delta)
+                    STALE_NAN if stale else float(p.count), delta, st)
             for e in p.exemplars:  # on the bucket the exemplar's value falls in
                 v = float(e.as_int) if e.WhichOneof("value") == "as_int" else float(e.as_double)
                 out.exemplar(first_bucket + int(np.searchsorted(bounds, v, side="left")), e)
             if p.HasField("sum") or not stale:
-                out.add({**labels, "__name__": f"{name}_sum"}, t, STALE_NAN if stale else p.sum, delta)
-            out.add({**labels, "__name__": f"{name}_count"}, t, STALE_NAN if stale else float(p.count), delta)
+                out.add({**labels, "__name__": f"{name}_sum"}, t, STALE_NAN if stale else p.sum, delta, st)
+            out.add({**labels, "__name__": f"{name}_count"}, t, STALE_NAN if stale else float(p.count), delta, st)
             latest = max(latest, t)
     elif kind == "summary":
         name = metric_name(m.name, m.unit, "summary")
@@ -196,8 +205,10 @@ def _metric(out: Converted, m: Any, base: dict[str, str]) -> int:
             for q in p.quantile_values:
                 out.add({**labels, "__name__": name, "quantile": _fmt_le(q.quantile)}, t,
                         STALE_NAN if stale else q.value)
-            out.add({**labels, "__name__": f"{name}_sum"}, t, STALE_NAN if stale else p.sum)
-            out.add({**labels, "__name__": f"{name}_count"}, t, STALE_NAN if stale else float(p.count))
+            st = p.start_time_unix_nano
+            out.add({**labels, "__name__": f"{name}_sum"}, t, STALE_NAN if stale else p.sum, start_ns=st)
+            out.add({**labels, "__name__": f"{name}_count"}, t, STALE_NAN if stale else float(p.count),
+                    start_ns=st)
             latest = max(latest, t)
     elif kind == "exponential_histogram":
         n = len(m.exponential_histogram.data_points)
@@ -217,7 +228,8 @@ def _fmt_le(v: float) -> str:
 
 
 class DeltaToCumulative:
-    """Running totals for delta series, so they are stored as Prometheus counters.
+    """Running totals for delta series, so they are stored as Prometheus counters; and the
+    start times of cumulative series, so a sender's restart is written as a reset.
 
     A series this process has no total for (first seen since start, or dropped when the table
     was full) continues from the last value stored for it, so a restart does not start the
@@ -227,12 +239,17 @@ class DeltaToCumulative:
     def __init__(self, max_series: int = 1_000_000, storage: Storage | None = None,
                  flush: Callable[[], None] | None = None) -> None:
         self._totals: dict[Labels, tuple[float, int]] = {}
+        self._starts: dict[Labels, int] = {}  # cumulative series -> newest start time ms seen
         self._lock = threading.Lock()
         self.max_series = max_series
         self.storage, self.flush = storage, flush
         self._synced = False
+        self.resets = 0
 
     def apply(self, c: Converted) -> np.ndarray:
+        """Sample values to store: deltas made cumulative; a 0 sample appended to `c` at the
+        start time of every cumulative point that starts later than its series did before."""
+        self._resets(c)
         values = np.asarray(c.values, dtype=np.float64)
         if not any(c.delta):
             return values
@@ -253,6 +270,32 @@ class DeltaToCumulative:
                     self._synced = False  # totals written since may not be in storage yet
                 self._totals[s] = (total, max(last, c.ts[i]))
         return values
+
+    def _resets(self, c: Converted) -> None:
+        """A newer start time = the sender's counter started again (Prometheus' OTLP receiver
+        writes the created timestamp as a 0 sample): append that 0 sample to `c`. A series'
+        first point only records its start time (after a restart of Heron too)."""
+        if not any(c.start):
+            return
+        zeros: list[tuple[Labels, int]] = []
+        with self._lock:
+            starts = self._starts
+            for i in sorted((i for i, st in enumerate(c.start) if st), key=c.ts.__getitem__):
+                s, st = c.series[i], c.start[i]
+                prev = starts.get(s)
+                if prev is not None and st > prev and st < c.ts[i] and not np.isnan(c.values[i]):
+                    zeros.append((s, st))
+                if prev is None or st > prev:
+                    if len(starts) >= self.max_series and prev is None:
+                        starts.clear()
+                    starts[s] = st
+        self.resets += len(zeros)
+        for s, st in zeros:
+            c.series.append(s)
+            c.ts.append(st)
+            c.values.append(0.0)
+            c.delta.append(False)
+            c.start.append(0)
 
     def _load(self, missing: set[Labels]) -> None:
         if self.storage is None or not missing:
