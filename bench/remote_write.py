@@ -159,6 +159,11 @@ def main() -> None:
             pids["prometheus"] = prom.proc.pid
             for _, url, headers in targets:
                 asyncio.run(send(url, headers, warmup, 1))
+            # Idle CPU (background threads, timers): part of every round's figure, shown apart.
+            time.sleep(args.settle)
+            idle0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            time.sleep(args.settle)
+            idle = {name: (cpu_seconds(pid) - idle0[name]) * 1000 / args.settle for name, pid in pids.items()}
             for r, bodies in enumerate(rounds):
                 loads.append(Path("/proc/loadavg").read_text().split()[0])
                 for name, url, headers in (targets if r % 2 == 0 else targets[::-1]):
@@ -177,6 +182,7 @@ def main() -> None:
             used = cpu[name][-1] - cpu[name][0] if r is None else cpu[name][r + 1] - cpu[name][r]
             return used * 1000 / (n * (args.rounds if r is None else 1) / 10_000)
 
+        print(f"{n:>8} idle cpu ms/s: " + ", ".join(f"{name} {v:.0f}" for name, v in idle.items()))
         for name in herons:
             for r in range(args.rounds):
                 h, p = n / results[name][r], n / results["prometheus"][r]

@@ -166,15 +166,27 @@ def _label_sets(codes: np.ndarray, words: list[str], values: np.ndarray, bounds:
 
 
 def _series_ids(names: pa.StringArray, values: pa.StringArray, bounds: np.ndarray) -> np.ndarray:
-    """blake2b-64 over `name\\xffvalue\\xff...` per series (model.series_id), one call each: Arrow
-    joins every label to `name\\xffvalue\\xff` in C, and the joined labels lie end to end in one
-    buffer, so a series' canonical bytes are one slice of it."""
+    """blake2b-64 over `name\xffvalue\xff...` per series (model.series_id), one call each."""
+    view, cuts = canonical(names, values, bounds)
+    return hash_ranges(view, cuts)
+
+
+def canonical(names: pa.StringArray, values: pa.StringArray, bounds: np.ndarray) -> tuple[memoryview, list[int]]:
+    """The canonical bytes `name\xffvalue\xff...` of every series, as one buffer and the cut
+    points of series i (`view[cuts[i]:cuts[i + 1]]`): Arrow joins every label to
+    `name\xffvalue\xff` in C, and the joined labels lie end to end in one buffer."""
     joined = pc.binary_join_element_wise(names.cast(pa.binary()), values.cast(pa.binary()), _EMPTY, _SEP)
     offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)[joined.offset:joined.offset + len(joined) + 1]
-    view = memoryview(joined.buffers()[2])
-    cuts = offsets[bounds].tolist()
+    return memoryview(joined.buffers()[2]), offsets[bounds].tolist()
+
+
+def hash_ranges(view: memoryview, cuts: list[int], which: list[int] | None = None) -> np.ndarray:
+    """blake2b-64 (the series id hash) of each `view[cuts[i]:cuts[i + 1]]` (for i in `which`)."""
     blake = hashlib.blake2b
-    digests = b"".join([blake(view[a:z], digest_size=8).digest() for a, z in itertools.pairwise(cuts)])
+    if which is None:
+        digests = b"".join([blake(view[a:z], digest_size=8).digest() for a, z in itertools.pairwise(cuts)])
+    else:
+        digests = b"".join([blake(view[cuts[i]:cuts[i + 1]], digest_size=8).digest() for i in which])
     return np.frombuffer(digests, dtype="<u8")
 
 

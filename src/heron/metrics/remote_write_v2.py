@@ -37,6 +37,18 @@ def proto_of(content_type: str | None) -> str:
 
 
 def decode_v2(body: bytes) -> DecodedWrite:
+    """The wire-walking decoder; the protobuf one for whatever it leaves (and for errors, whose
+    messages it words)."""
+    from heron.metrics import remote_write_v2_wire as wire
+    from heron.metrics.remote_write import _Fallback
+
+    try:
+        return wire.decode(body)
+    except (wire.Fallback, _Fallback, BadRequest, DecodeError, IndexError, ValueError):
+        return decode_v2_protobuf(body)
+
+
+def decode_v2_protobuf(body: bytes) -> DecodedWrite:
     req = write_v2_pb2.Request()
     try:
         req.ParseFromString(body)
