@@ -193,3 +193,50 @@ async def test_otlp_sdk_exemplars_of_a_traced_request(heron: Heron, client: http
         {"__name__": "ops_total", "job": "shop", "kind": "x"}]
     assert [(e["labels"], e["value"]) for d in data for e in d["exemplars"]] == [
         ({"trace_id": trace_id, "span_id": span_id}, "0.5"), ({"trace_id": trace_id, "span_id": span_id}, "1")]
+
+
+async def test_exemplar_buffer_per_series_keeps_the_newest(tmp_path: Path) -> None:
+    """limits.metrics.max_exemplars_per_series: 3 -> a series answers with its 3 newest
+    exemplars (a circular buffer, as Prometheus' exemplar storage); a repeat of the newest is
+    a duplicate and an older one is out of order: neither is stored; every drop is counted."""
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, limits={"metrics": {"max_exemplars_per_series": 3}},  # type: ignore[arg-type]
+                         self_scrape=False)
+    heron = Heron(config)  # type: ignore[arg-type]
+    await heron.start()
+    try:
+        transport = httpx.ASGITransport(app=heron.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://h", headers=ADMIN) as client:
+            now = int(time.time() * 1000)
+
+            async def send(*stamps: int, job: str = "a") -> None:
+                req = remote_pb2.WriteRequest()
+                t = req.timeseries.add()
+                for k, v in (("__name__", "buf_total"), ("job", job)):
+                    t.labels.add(name=k, value=v)
+                t.samples.add(timestamp=now, value=1.0)
+                for ts in stamps:
+                    t.exemplars.add(value=1.0, timestamp=now - 10_000 + ts).labels.add(name="trace_id", value=f"t{ts}")
+                r = await client.post("/api/v1/write", headers=HEADERS,
+                                      content=bytes(cramjam.snappy.compress_raw(req.SerializeToString())))
+                assert r.status_code == 204, r.text
+
+            await send(1, 2)
+            await send(3)
+            await send(4, 5, 5)  # the second 5: a duplicate in the same request
+            await send(2)  # older than the newest: out of order
+            await send(9, job="b")  # another series has a buffer of its own
+            heron.pipeline.flush()
+            data = await exemplars(client, "buf_total", start=(now - 60_000) / 1000, end=(now + 60_000) / 1000)
+            kept = {d["seriesLabels"]["job"]: [e["labels"]["trace_id"] for e in d["exemplars"]] for d in data}
+            assert kept == {"a": ["t3", "t4", "t5"], "b": ["t9"]}
+            # A range holding only evicted exemplars answers nothing for the series.
+            early = await exemplars(client, 'buf_total{job="a"}', start=(now - 60_000) / 1000,
+                                    end=(now - 10_000 + 2) / 1000)
+            assert early == []
+            text = (await client.get("/metrics")).text
+            for reason, n in (("evicted", 2), ("duplicate", 1), ("out_of_order", 1)):
+                assert f'heron_metric_exemplars_dropped_total{{reason="{reason}"}} {n}.0' in text
+    finally:
+        await heron.stop()

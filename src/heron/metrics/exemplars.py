@@ -49,6 +49,10 @@ def exemplar_table(rows: Sequence[ExemplarRow], ids: Sequence[int] | None = None
                      pa.array([trace_id_of(r[1]) for r in rows], pa.string())], schema=EXEMPLARS_SCHEMA)
 
 
+# Newest exemplars kept per series (limits.metrics.max_exemplars_per_series, 0: all), by
+# database; set by heron.metrics.limits.limiter_of, applied by `query`.
+PER_SERIES: dict[str, int] = {}
+
 _OM_EXEMPLAR = re.compile(r"\s*\{(.*)\}\s+(\S+)(?:\s+(\S+))?\s*$")
 
 
@@ -102,12 +106,16 @@ def query(storage: Storage, expr: str, start_ms: int, end_ms: int) -> list[dict[
     if not groups:
         return []
     db = storage.database
+    # A series' buffer holds its newest exemplars (Prometheus' circular buffer): pick those,
+    # then the ones of them inside [start, end].
+    cap = PER_SERIES.get(db, 0)
+    newest = f"ORDER BY series_id, ts DESC LIMIT {int(cap)} BY series_id" if cap > 0 else ""
     t = storage.execute(
         f"SELECT e.series_id AS sid, any(s.lbls) AS series_labels, "
         f"groupArray((e.ts, e.value, e.labels)) AS points "
-        f"FROM (SELECT series_id, ts, value, labels FROM `{db}`.metric_exemplars FINAL "
-        f"      WHERE ts >= {int(start_ms)} AND ts <= {int(end_ms)} AND series_id IN "
-        f"      (SELECT series_id FROM `{db}`.metric_series WHERE {where_clause(groups)})) AS e "
+        f"FROM (SELECT * FROM (SELECT series_id, ts, value, labels FROM `{db}`.metric_exemplars FINAL "
+        f"      WHERE series_id IN (SELECT series_id FROM `{db}`.metric_series WHERE {where_clause(groups)}) "
+        f"      {newest}) WHERE ts >= {int(start_ms)} AND ts <= {int(end_ms)}) AS e "
         f"INNER JOIN (SELECT series_id, any(labels) AS lbls FROM `{db}`.metric_series "
         f"            WHERE {where_clause(groups)} GROUP BY series_id) AS s ON e.series_id = s.series_id "
         f"GROUP BY sid ORDER BY sid")

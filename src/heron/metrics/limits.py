@@ -10,6 +10,7 @@ Configured under `limits.metrics` in heron.yml:
         max_label_name_length: 1024
         max_label_value_length: 4096
         active_window: 1h              # a series is active while it got a sample this recently
+        max_exemplars_per_series: 100  # newest exemplars kept per series (0 = no cap)
 
 A series over a limit is refused (its samples are not stored), the rest of the write goes
 through; every refusal is counted in `heron_ingest_rejected_rows{signal="metrics",reason=...}`
@@ -46,6 +47,7 @@ class LimitsConfig:
     max_label_name_length: int = 1024
     max_label_value_length: int = 4096
     active_window: float = 3600.0
+    max_exemplars_per_series: int = 100
 
     @classmethod
     def from_config(cls, config: HeronConfig) -> LimitsConfig:
@@ -240,14 +242,78 @@ class SeriesLimiter:
         return len(old)
 
 
+class ExemplarBuffer:
+    """Prometheus' exemplar storage rules, per series: a series keeps its newest
+    `max_exemplars_per_series` exemplars (a circular buffer: a new one evicts the oldest), and
+    an exemplar not newer than the series' newest is refused (the same one again: duplicate;
+    older: out of order), as Prometheus' `AddExemplar` does. Decided at ingest (in memory; a
+    restart forgets the newest timestamps) and applied at read (`exemplars.query` returns the
+    newest ones per series). Every drop is counted in
+    `heron_metric_exemplars_dropped_total{reason}`."""
+
+    def __init__(self, max_per_series: int, dropped: Any = None, max_series: int = 1_000_000) -> None:
+        self.max_per_series = max_per_series
+        self.dropped = dropped  # prometheus_client Counter(reason) or None
+        self.max_series = max_series
+        self._newest: dict[int, tuple[int, Any, float]] = {}  # sid -> (ts, labels, value)
+        self._held: dict[int, int] = {}  # sid -> exemplars in its buffer
+        self._lock = threading.Lock()
+
+    def admit(self, table: pa.Table) -> pa.Table:
+        """The rows of a `metric_exemplars` table to store (in order)."""
+        if not table.num_rows:
+            return table
+        sids = table.column("series_id").to_pylist()
+        ts = table.column("ts").to_pylist()
+        values = table.column("value").to_pylist()
+        labels = table.column("labels").to_pylist()
+        keep = np.ones(table.num_rows, dtype=bool)
+        why: Counter[str] = Counter()
+        with self._lock:
+            if len(self._newest) > self.max_series:
+                self._newest.clear()
+                self._held.clear()
+            for i, sid in enumerate(sids):
+                prev = self._newest.get(sid)
+                if prev is not None and ts[i] <= prev[0]:
+                    keep[i] = False
+                    same = ts[i] == prev[0] and sorted(labels[i]) == prev[1] and values[i] == prev[2]
+                    why["duplicate" if same else "out_of_order"] += 1
+                    continue
+                self._newest[sid] = (ts[i], sorted(labels[i]), values[i])
+                held = self._held.get(sid, 0) + 1
+                if self.max_per_series and held > self.max_per_series:
+                    why["evicted"] += 1
+                    held = self.max_per_series
+                self._held[sid] = held
+        if self.dropped is not None:
+            for reason, n in why.items():
+                self.dropped.labels(reason).inc(n)
+        return table if keep.all() else table.filter(pa.array(keep))
+
+
 def limiter_of(heron: Any) -> SeriesLimiter:
-    """The instance's limiter, made on first use from `limits.metrics` (kept current on reload)."""
+    """The instance's limiter, made on first use from `limits.metrics` (kept current on reload),
+    with its exemplar buffer rules (`writer.exemplars`)."""
     writer = heron.metrics_writer
     if writer.limiter is None:
-        writer.limiter = SeriesLimiter(LimitsConfig.from_config(heron.config), heron.metrics.ingest_rejected)
+        config = LimitsConfig.from_config(heron.config)
+        writer.limiter = SeriesLimiter(config, heron.metrics.ingest_rejected)
+        from prometheus_client import Counter as PromCounter
+
+        from heron.metrics import exemplars
+
+        dropped = PromCounter("heron_metric_exemplars_dropped", "Exemplars not kept, by reason: duplicate, "
+                              "out_of_order (not newer than the series' newest), evicted (over "
+                              "limits.metrics.max_exemplars_per_series).", ["reason"],
+                              registry=heron.metrics.registry)
+        writer.exemplars = ExemplarBuffer(config.max_exemplars_per_series, dropped)
+        exemplars.PER_SERIES[heron.storage.database] = config.max_exemplars_per_series
 
         async def on_reload(config: HeronConfig) -> None:
             writer.limiter.config = LimitsConfig.from_config(config)
+            writer.exemplars.max_per_series = writer.limiter.config.max_exemplars_per_series
+            exemplars.PER_SERIES[heron.storage.database] = writer.limiter.config.max_exemplars_per_series
 
         heron.reload_hooks.append(on_reload)
     return writer.limiter  # type: ignore[no-any-return]

@@ -22,7 +22,7 @@ from heron.storage.base import Storage
 
 if TYPE_CHECKING:
     from heron.metrics.head import Head
-    from heron.metrics.limits import SeriesLimiter
+    from heron.metrics.limits import ExemplarBuffer, SeriesLimiter
 
 SERIES_SCHEMA = pa.schema([("series_id", pa.uint64()), ("metric", pa.string()),
                            ("labels", pa.map_(pa.string(), pa.string()))])
@@ -174,6 +174,7 @@ class MetricsWriter:
         self.pipeline = pipeline
         self.index = index
         self.limiter: SeriesLimiter | None = None  # set by heron.metrics.limits.limiter_of
+        self.exemplars: ExemplarBuffer | None = None  # likewise: per-series exemplar rules
         self.head: Head | None = None  # acknowledged samples are queryable from memory at once
 
     async def write_limited(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
@@ -198,9 +199,16 @@ class MetricsWriter:
                 extra = _without_series(extra, refused)
                 if not series:
                     if extra:  # metadata still applies; exemplars of refused series are gone
-                        await self.pipeline.submit(extra, "metrics")
+                        await self.pipeline.submit(self._exemplar_rules(extra) or {}, "metrics")
                     return 0, message
+        extra = self._exemplar_rules(extra)
         return await self.write(series, counts, ts, values, extra, ids=ids, flat=flat), message
+
+    def _exemplar_rules(self, extra: dict[str, pa.Table] | None) -> dict[str, pa.Table] | None:
+        """`extra` with only the exemplars the per-series exemplar buffer keeps (limits.py)."""
+        if self.exemplars is None or not extra or "metric_exemplars" not in extra:
+            return extra
+        return {**extra, "metric_exemplars": self.exemplars.admit(extra["metric_exemplars"])}
 
     def ids_of(self, series: Sequence[Labels]) -> np.ndarray:
         id_of = self.index.id_of
