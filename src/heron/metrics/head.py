@@ -620,10 +620,11 @@ class Head:
         if limit is not None and total > limit:
             raise SampleLimit(total)
         starts_b = np.cumsum(counts) - counts
-        idx = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(lo - starts_b, counts)
-        ts = st.ts[idx].astype(np.int64)
-        ts += st.base
+        idx = np.repeat(lo - starts_b, counts)  # sample k of the result is block sample idx[k]
+        idx += np.arange(len(idx), dtype=np.int64)
+        ts = np.add(st.ts[idx], st.base, dtype=np.int64)
         vals = st.values[idx]
+        del idx
         if len(t_sel):  # merge the tail's matches; the later write wins on equal (series, ts)
             sidx = np.concatenate([np.repeat(np.arange(len(pos), dtype=np.int64), counts), t_sel])
             ts = np.concatenate([ts, t_ts])
