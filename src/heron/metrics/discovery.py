@@ -1,9 +1,10 @@
-"""Target discovery: static_configs and file_sd_configs, then target relabeling.
+"""Target discovery: static_configs, file_sd_configs and discovered groups, then target relabeling.
 
 A target group is a list of addresses plus labels; each address becomes a `Target` whose labels
 go through `relabel_configs` exactly as in Prometheus (`__address__`, `__scheme__`,
 `__metrics_path__`, `__scrape_interval__`, `__scrape_timeout__`, `__param_<name>`,
 `__meta_filepath` for file SD; `instance` defaults to `__address__`; `__`-prefixed labels go).
+Service discovery that runs elsewhere (kubernetes_sd) hands its groups in as `discovered`.
 """
 
 from __future__ import annotations
@@ -111,9 +112,11 @@ def read_file_sd(path: str) -> list[Group]:
     return groups
 
 
-def groups_of(sc: ScrapeConfig, fsd: FileSDState) -> list[tuple[Group, dict[str, str]]]:
+def groups_of(sc: ScrapeConfig, fsd: FileSDState,
+              discovered: list[tuple[Group, dict[str, str]]] | None = None) -> list[tuple[Group, dict[str, str]]]:
     """All target groups of a job, each with its discovery meta labels."""
     out: list[tuple[Group, dict[str, str]]] = [((targets, dict(labels)), {}) for targets, labels in sc.static]
+    out.extend(discovered or [])
     for f in sc.file_sd:
         for path in f.files:
             for group in fsd.groups.get(path, []):
@@ -121,11 +124,13 @@ def groups_of(sc: ScrapeConfig, fsd: FileSDState) -> list[tuple[Group, dict[str,
     return out
 
 
-def build_targets(sc: ScrapeConfig, fsd: FileSDState) -> tuple[list[Target], list[dict[str, str]]]:
+def build_targets(sc: ScrapeConfig, fsd: FileSDState,
+                  discovered: list[tuple[Group, dict[str, str]]] | None = None,
+                  ) -> tuple[list[Target], list[dict[str, str]]]:
     """Relabel every discovered address; returns (active targets, dropped discovered label sets)."""
     active: dict[tuple[str, int], Target] = {}
     dropped: list[dict[str, str]] = []
-    for (addresses, labels), meta in groups_of(sc, fsd):
+    for (addresses, labels), meta in groups_of(sc, fsd, discovered):
         for address in addresses:
             base = {"__address__": address, "job": sc.job_name, "__scheme__": sc.scheme,
                     "__metrics_path__": sc.metrics_path,
@@ -134,12 +139,23 @@ def build_targets(sc: ScrapeConfig, fsd: FileSDState) -> tuple[list[Target], lis
             for name, values in sc.params:
                 if values:
                     base[f"__param_{name}"] = values[0]
+            # As Prometheus' labels.Builder: a label with an empty value is no label at all.
+            base = {k: v for k, v in base.items() if v != ""}
             target = make_target(sc, base)
             if target is None:
                 dropped.append(base)
+            elif target.key in active:  # a duplicate: Prometheus shows the last one's discovered labels
+                active[target.key].discovered = base
             else:
-                active.setdefault(target.key, target)
+                active[target.key] = target
     return list(active.values()), dropped
+
+
+def _needs_port(address: str) -> bool:
+    """No port, and adding one makes a valid host:port (Go's net.SplitHostPort rules)."""
+    if address.startswith("["):
+        return address.endswith("]")
+    return address.count(":") == 0
 
 
 def make_target(sc: ScrapeConfig, discovered: dict[str, str]) -> Target | None:
@@ -147,12 +163,14 @@ def make_target(sc: ScrapeConfig, discovered: dict[str, str]) -> Target | None:
     if labels is None or not labels.get("__address__"):
         return None
     address = labels["__address__"]
+    scheme = labels.get("__scheme__", sc.scheme)
+    if _needs_port(address):  # Prometheus 2.x: the scheme's default port is made explicit
+        address = labels["__address__"] = f"{address}:{443 if scheme == 'https' else 80}"
     labels.setdefault("instance", address)
     params = {name: list(values) for name, values in sc.params}
     for k, v in labels.items():
         if k.startswith("__param_"):
             params[k[len("__param_"):]] = [v]
-    scheme = labels.get("__scheme__", sc.scheme)
     path = labels.get("__metrics_path__", sc.metrics_path)
     query = urlencode([(k, v) for k, vs in params.items() for v in vs])
     url = f"{scheme}://{address}{path}" + (f"?{query}" if query else "")

@@ -52,6 +52,8 @@ class RelabelRule:
         if isinstance(src, str) or not isinstance(src, list):
             raise RelabelError("source_labels must be a list of label names", "source_labels")
         regex_src = raw.get("regex", "(.*)")
+        if isinstance(regex_src, bool):  # `regex: true` (YAML bool) is the string "true" in Go's yaml
+            regex_src = "true" if regex_src else "false"
         try:
             # Go RE2 anchors the whole expression; Python needs the explicit (?s) for `.` = any.
             regex = re.compile(f"^(?s:{_go_regex(str(regex_src))})$")

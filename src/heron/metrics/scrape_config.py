@@ -2,7 +2,8 @@
 
 The section is the same YAML Prometheus reads (inside `heron.yml`, or merged from a
 `prometheus.yml` by `heron up --prometheus-config`). Unknown keys are errors, as in Prometheus;
-service discovery other than `static_configs` and `file_sd_configs` is refused by name.
+service discovery other than `static_configs`, `file_sd_configs` and `kubernetes_sd_configs`
+(heron.metrics.kubernetes_sd) is refused by name.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from heron.config import HeronConfig, parse_duration
 from heron.exceptions import ConfigError
+from heron.metrics.kubernetes_sd import KubernetesSD, parse_kubernetes_sd
 from heron.metrics.relabel import RelabelError, RelabelRule, parse_rules
 from heron.tls import tls_problem
 
@@ -29,7 +31,7 @@ _KNOWN = {"job_name", "scrape_interval", "scrape_timeout", "metrics_path", "sche
           "metric_relabel_configs", "sample_limit", "label_limit", "label_name_length_limit",
           "label_value_length_limit", "target_limit", "body_size_limit", "follow_redirects",
           "enable_http2", "scrape_protocols", "track_timestamps_staleness", "proxy_url",
-          "proxy_from_environment"}
+          "proxy_from_environment", "kubernetes_sd_configs"}
 _SD_HINT = re.compile(r"^[a-z0-9]+_sd_configs$")
 # Prometheus' scrape_protocols and their media types (PrometheusProto is refused: no parser here).
 SCRAPE_PROTOCOLS = {"OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
@@ -85,6 +87,7 @@ class ScrapeConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     static: tuple[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ...] = ()
     file_sd: tuple[FileSD, ...] = ()
+    kubernetes_sd: tuple[KubernetesSD, ...] = ()
     relabel: tuple[RelabelRule, ...] = ()
     metric_relabel: tuple[RelabelRule, ...] = ()
     sample_limit: int = 0
@@ -160,7 +163,7 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
         if key not in _KNOWN:
             if _SD_HINT.match(str(key)):
                 raise err(str(key), "this service discovery is not supported by Heron "
-                                    "(use static_configs or file_sd_configs)")
+                                    "(use static_configs, file_sd_configs or kubernetes_sd_configs)")
             raise err(str(key), "unknown field in a scrape config")
     job = item.get("job_name")
     if not job or not isinstance(job, str):
@@ -257,6 +260,10 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
         except ValueError as exc:
             raise err(f"file_sd_configs.{j}.refresh_interval", str(exc)) from None
         file_sd.append(FileSD(tuple(str(config.resolve_path(str(f))) for f in fs["files"]), refresh))
+    kubernetes_sd = parse_kubernetes_sd(
+        item.get("kubernetes_sd_configs") or [], "kubernetes_sd_configs", err,
+        lambda r, k, w: _secret(r, k, config, f"{where}.{w}", file, lines),
+        lambda p: str(config.resolve_path(p)))
     try:
         relabel = parse_rules(item.get("relabel_configs"))
     except RelabelError as exc:
@@ -283,7 +290,8 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
         job_name=job, scrape_interval=interval, scrape_timeout=timeout, metrics_path=path, scheme=scheme,
         params=params, honor_labels=bool(item.get("honor_labels", False)),
         honor_timestamps=bool(item.get("honor_timestamps", True)), basic_auth=basic, authorization=auth,
-        tls=tls, static=tuple(static), file_sd=tuple(file_sd), relabel=tuple(relabel),
+        tls=tls, static=tuple(static), file_sd=tuple(file_sd), kubernetes_sd=kubernetes_sd,
+        relabel=tuple(relabel),
         metric_relabel=tuple(metric_relabel), body_size_limit=int(body or 0),
         follow_redirects=bool(item.get("follow_redirects", True)),
         enable_http2=bool(item.get("enable_http2", True)), proxy_url=str(proxy) if proxy else None,
@@ -319,6 +327,9 @@ def absolutize(raw: list[Any], base: Path) -> list[Any]:
                               ("tls_config", ("ca_file", "cert_file", "key_file"))):
             if isinstance(item.get(section), dict):
                 item[section] = {k: (fix(v) if k in keys else v) for k, v in item[section].items()}
+        if isinstance(item.get("kubernetes_sd_configs"), list):
+            item["kubernetes_sd_configs"] = [absolutize([k], base)[0] if isinstance(k, dict) else k
+                                             for k in item["kubernetes_sd_configs"]]
         if isinstance(item.get("file_sd_configs"), list):
             item["file_sd_configs"] = [
                 {**fs, "files": [fix(f) for f in fs.get("files") or []]} if isinstance(fs, dict) else fs

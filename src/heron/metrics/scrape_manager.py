@@ -3,6 +3,8 @@
 `reload(config)` (SIGHUP, POST /-/reload) and file_sd changes (polled every second by mtime,
 and at least every `refresh_interval`) diff the targets: unchanged targets keep their loop and
 state, new ones start, removed ones stop and get stale markers (see heron.metrics.scrape).
+`kubernetes_sd_configs` run as watchers per job (restarted when their config changes); any
+change they see re-applies the targets, debounced by K8S_DEBOUNCE seconds.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import numpy as np
 import pyarrow as pa
 
 from heron.config import HeronConfig, read_secret
-from heron.metrics.discovery import FileSDState, Target, build_targets
+from heron.metrics.discovery import FileSDState, Group, Target, build_targets
 from heron.metrics.exposition import Parsed
+from heron.metrics.kubernetes_sd import KubernetesDiscovery, KubernetesSD
 from heron.metrics.limits import limiter_of
 from heron.metrics.model import Labels
 from heron.metrics.scrape import ScrapeLoop
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from heron.server import Heron
 
 log = logging.getLogger("heron.scrape")
+K8S_DEBOUNCE = 0.5  # seconds: a burst of watch events is one re-apply
 
 
 @dataclass
@@ -64,6 +68,9 @@ class ScrapeManager:
         self._last_refresh = 0.0
         self._self_config: ScrapeConfig | None = None
         self._warned: dict[str, float] = {}
+        self.k8s: dict[str, tuple[tuple[KubernetesSD, ...], list[KubernetesDiscovery]]] = {}
+        self._k8s_dirty = asyncio.Event()
+        self._k8s_task: asyncio.Task[None] | None = None
         m = heron.metrics
         from prometheus_client import Counter, Gauge
 
@@ -93,10 +100,17 @@ class ScrapeManager:
         await self.apply(self.configs_for(self.heron.config))
         self.heron.reload_hooks.append(self.reload)
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="scrape file_sd")
+        self._k8s_task = asyncio.get_running_loop().create_task(self._k8s_refresh(), name="scrape kubernetes_sd")
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
+        if self._k8s_task:
+            self._k8s_task.cancel()
+        for _, discoveries in self.k8s.values():
+            for d in discoveries:
+                await d.stop()
+        self.k8s.clear()
         for t in list(self._stale_tasks):
             t.cancel()
         async with self._lock:
@@ -132,6 +146,37 @@ class ScrapeManager:
             except Exception:
                 log.exception("file_sd refresh failed")
 
+    async def _k8s_refresh(self) -> None:
+        while True:
+            await self._k8s_dirty.wait()
+            await asyncio.sleep(K8S_DEBOUNCE)
+            self._k8s_dirty.clear()
+            try:
+                await self.apply(self._configs, refresh=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("kubernetes_sd refresh failed")
+
+    async def _sync_k8s(self, wanted: dict[str, ScrapeConfig]) -> None:
+        """Start watchers for new or changed kubernetes_sd_configs, stop the others."""
+        for job in list(self.k8s):
+            sds, discoveries = self.k8s[job]
+            if job not in wanted or wanted[job].kubernetes_sd != sds:
+                del self.k8s[job]
+                for d in discoveries:
+                    await d.stop()
+        for job, sc in wanted.items():
+            if sc.kubernetes_sd and job not in self.k8s:
+                discoveries = [KubernetesDiscovery(sd, self._k8s_dirty.set) for sd in sc.kubernetes_sd]
+                for d in discoveries:
+                    d.start()
+                self.k8s[job] = (sc.kubernetes_sd, discoveries)
+
+    def _discovered(self, job: str) -> list[tuple[Group, dict[str, str]]]:
+        return [(((address,), {}), labels)
+                for d in self.k8s.get(job, ((), []))[1] for address, labels in d.targets()]
+
     async def apply(self, configs: list[ScrapeConfig], refresh: bool = True) -> None:
         async with self._lock:
             if refresh:
@@ -140,6 +185,7 @@ class ScrapeManager:
                 self._last_refresh = time.monotonic()
             self._configs = configs
             wanted = {sc.job_name: sc for sc in configs}
+            await self._sync_k8s(wanted)
             # A job whose config changed gets new loops; like Prometheus, each keeps what its old
             # loop last scraped, so series that vanish across the reload still go stale.
             handover: dict[tuple[str, str, frozenset[tuple[str, str]]], ScrapeLoop] = {}
@@ -152,7 +198,7 @@ class ScrapeManager:
                 pool = self.pools.get(job)
                 if pool is None:
                     pool = self.pools[job] = Pool(sc, _client(sc))
-                targets, pool.dropped = build_targets(sc, self.fsd)
+                targets, pool.dropped = build_targets(sc, self.fsd, self._discovered(job))
                 self._sync(pool, targets, handover)
                 self.m_targets.labels(job).set(len(pool.loops))
 
