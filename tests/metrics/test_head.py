@@ -526,3 +526,16 @@ def test_index_extends_cached_matches_with_new_series() -> None:
         for g in groups:
             a, b = grown.resolve(g), fresh.resolve(g)
             assert (a is None and b is None) or (a is not None and b is not None and a.tolist() == b.tolist()), g
+
+
+def test_tsdb_status_from_head_equals_sql(db: ChDBStorage) -> None:
+    """/api/v1/status/tsdb answered from memory gives SQL's numbers when the head holds everything."""
+    series = make_series(70)
+    write_series(db, make_data(series, BASE, NOW))
+    head = Head(3 * HOUR, storage=db)
+    head.load(db)
+    for limit in (3, 10):
+        got, want = catalog.tsdb_status(db, limit, head=head), catalog.tsdb_status(db, limit)
+        assert got == want, limit
+    assert catalog.tsdb_status(db, 10, head=Head(HOUR)) == catalog.tsdb_status(db, 10)  # before its load: SQL
+    head.close()

@@ -329,7 +329,7 @@ async def tsdb(request: Request) -> Response:
     try:
         p = await params(request)
         limit = _limit(p) or 10
-        return success(await _run(catalog.tsdb_status, heron.storage, limit))
+        return success(await _run(catalog.tsdb_status, heron.storage, limit, heron.head))
     except Exception as exc:
         return _error(exc)
 

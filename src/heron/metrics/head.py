@@ -272,6 +272,26 @@ class Head:
                 "label_pairs": pairs, "coverage_start": st.coverage, "max_samples": self.max_samples,
                 "bytes": st.ts.nbytes + st.values.nbytes + st.offsets.nbytes + 24 * st.tail_n}
 
+    def tsdb_stats(self, limit: int = 10) -> dict[str, Any] | None:
+        """/api/v1/status/tsdb from memory, as Prometheus reports its head; None before the load."""
+        st = self._state
+        if st.coverage is None:
+            return None
+        seg = np.flatnonzero(np.diff(st.offsets) > 0)
+        lo = [int(st.ts[st.offsets[seg]].min()) + st.base] if len(seg) else []
+        hi = [int(st.ts[st.offsets[seg + 1] - 1].max()) + st.base] if len(seg) else []
+        _, t_ts, _ = st.tail_arrays()
+        if len(t_ts):
+            lo.append(int(t_ts.min()))
+            hi.append(int(t_ts.max()))
+        card = self.index.cardinality(limit)
+        n = st.n + st.tail_n
+        head = {"numSeries": len(self.index), "numLabelPairs": card.pop("numLabelPairs"),
+                "chunkCount": -(-n // 120),
+                "minTime": min(lo) if lo else int(np.iinfo(np.int64).max),
+                "maxTime": max(hi) if hi else int(np.iinfo(np.int64).min)}
+        return {"headStats": head, **card}
+
     def register_metrics(self, registry: Any) -> None:
         """`heron_head_*` gauges on a prometheus_client registry (read at scrape time)."""
         from prometheus_client import Gauge

@@ -21,6 +21,7 @@ import warnings
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -292,6 +293,38 @@ class HeadIndex:
         with self._lock:
             self._catch_up()
             return len(self.labels), sum(len(p.values) for p in self._postings.values())
+
+    def cardinality(self, limit: int) -> dict[str, Any]:
+        """Prometheus' /api/v1/status/tsdb tables over the indexed series, from the postings
+        (one bincount per label name, no per-series Python)."""
+        with self._lock:
+            self._catch_up()
+            by_metric: list[tuple[str, int]] = []
+            values_by_name: list[tuple[str, int]] = []
+            memory_by_name: list[tuple[str, int]] = []
+            by_pair: list[tuple[str, int]] = []
+            pairs = 0
+            for name, pl in self._postings.items():
+                _, codes = pl.arrays()
+                counts = np.bincount(codes, minlength=len(pl.values))
+                pairs += len(pl.values)
+                values_by_name.append((name, len(pl.values)))
+                lengths = np.fromiter((len(v.encode()) for v in pl.values), np.int64, len(pl.values))
+                memory_by_name.append((name, int((counts * lengths).sum())))
+                top = np.flatnonzero(counts >= np.partition(counts, len(counts) - limit)[len(counts) - limit]) \
+                    if 0 < limit < len(counts) else np.arange(len(counts))  # every candidate, ties included
+                by_pair.extend((f"{name}={pl.values[c]}", int(counts[c])) for c in top.tolist())
+                if name == "__name__":
+                    by_metric = [(pl.values[c], int(counts[c])) for c in range(len(pl.values))]
+
+        def best(rows: list[tuple[str, int]]) -> list[dict[str, Any]]:
+            rows.sort(key=lambda r: (-r[1], r[0]))
+            return [{"name": k, "value": v} for k, v in rows[:limit]]
+
+        return {"numLabelPairs": pairs, "seriesCountByMetricName": best(by_metric),
+                "labelValueCountByLabelName": best(values_by_name),
+                "memoryInBytesByLabelName": best(memory_by_name),
+                "seriesCountByLabelValuePair": best(by_pair)}
 
     def label_values(self, name: str) -> list[str]:
         with self._lock:

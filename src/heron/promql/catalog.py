@@ -107,11 +107,16 @@ def metadata(storage: Storage, metric: str | None = None, limit: int | None = No
     return out
 
 
-def tsdb_status(storage: Storage, limit: int = 10) -> dict[str, Any]:
-    """Head statistics and top-cardinality tables in Prometheus' /api/v1/status/tsdb shape."""
+def tsdb_status(storage: Storage, limit: int = 10, head: Head | None = None) -> dict[str, Any]:
+    """Head statistics and top-cardinality tables in Prometheus' /api/v1/status/tsdb shape:
+    from the in-memory head when there is one (as Prometheus reports its head), else SQL."""
+    if head is not None:
+        got = head.tsdb_stats(int(limit))
+        if got is not None:
+            return got
     db = storage.database
     n = int(limit)
-    head = storage.execute(f"SELECT count() AS c, min(ts) AS lo, max(ts) AS hi FROM `{db}`.metric_samples")
+    span = storage.execute(f"SELECT count() AS c, min(ts) AS lo, max(ts) AS hi FROM `{db}`.metric_samples")
     series_n = storage.execute(f"SELECT uniqExact(series_id) AS c FROM `{db}`.metric_series")
     pairs = storage.execute(
         f"SELECT uniqExact(k, v) AS c FROM (SELECT series_id, any(labels) AS l FROM `{db}`.metric_series "
@@ -122,7 +127,7 @@ def tsdb_status(storage: Storage, limit: int = 10) -> dict[str, Any]:
         return [{"name": r["name"], "value": int(r["value"])} for r in t.to_pylist()] if t.num_rows else []
 
     base = f"(SELECT series_id, any(labels) AS l FROM `{db}`.metric_series GROUP BY series_id)"
-    h = head.to_pylist()[0] if head.num_rows else {"c": 0, "lo": 0, "hi": 0}
+    h = span.to_pylist()[0] if span.num_rows else {"c": 0, "lo": 0, "hi": 0}
     count = int(h["c"] or 0)
     return {
         "headStats": {"numSeries": int(series_n.column("c")[0].as_py() if series_n.num_rows else 0),
