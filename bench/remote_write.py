@@ -133,8 +133,9 @@ def main() -> None:
                     help="one Heron per value: remote-write decoding in N worker processes (0: a thread)")
     args = ap.parse_args()
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
-    print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round)"
-          " per 10k samples; cpu ratio = prometheus cpu / heron cpu (> 1: Heron spends less)")
+    print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round,"
+          " less its idle CPU over that time) per 10k samples; cpu ratio = prometheus cpu / heron cpu"
+          " (> 1: Heron spends less)")
     print(f"{'series':>8} {'round':>6} {'heron':>8} {'heron samples/s':>16} {'prometheus samples/s':>21} "
           f"{'ratio':>6} {'heron cpu':>10} {'prom cpu':>9} {'cpu ratio':>10} {'load1':>6}")
     for n in args.series:
@@ -145,6 +146,7 @@ def main() -> None:
             for w in args.decode_workers}
         results: dict[str, list[float]] = {name: [] for name in [*herons, "prometheus"]}
         cpu: dict[str, list[float]] = {name: [] for name in results}
+        cpu_at: dict[str, list[float]] = {name: [] for name in results}
         loads: list[str] = []
         warmup = payloads(100, 100, now - 60_000, job="warmup")  # first-request costs out of the figures
         # All receivers run side by side and each round goes to one then the other, so a change
@@ -162,24 +164,29 @@ def main() -> None:
             # Idle CPU (background threads, timers): part of every round's figure, shown apart.
             time.sleep(args.settle)
             idle0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            time.sleep(args.settle)
-            idle = {name: (cpu_seconds(pid) - idle0[name]) * 1000 / args.settle for name, pid in pids.items()}
+            time.sleep(args.settle * 2)
+            idle = {name: (cpu_seconds(pid) - idle0[name]) * 1000 / (args.settle * 2) for name, pid in pids.items()}
             for r, bodies in enumerate(rounds):
                 loads.append(Path("/proc/loadavg").read_text().split()[0])
                 for name, url, headers in (targets if r % 2 == 0 else targets[::-1]):
                     time.sleep(args.settle)  # the other's background work (inserts, head) settles
                     cpu[name].append(cpu_seconds(pids[name]))
+                    cpu_at[name].append(time.monotonic())
                     results[name].append(asyncio.run(send(url, headers, bodies, args.concurrency)))
             time.sleep(args.settle * 2)  # background work of the last round counts too
             for name in cpu:
                 cpu[name].append(cpu_seconds(pids[name]))
+                cpu_at[name].append(time.monotonic())
         for h in herons.values():
             shutil.rmtree(h.data_dir, ignore_errors=True)
         tp = n * args.rounds / sum(results["prometheus"])
 
-        def per10k(name: str, r: int | None, cpu: dict[str, list[float]] = cpu, n: int = n) -> float:
-            """CPU ms per 10k samples in round r (None: all rounds)."""
-            used = cpu[name][-1] - cpu[name][0] if r is None else cpu[name][r + 1] - cpu[name][r]
+        def per10k(name: str, r: int | None, cpu: dict[str, list[float]] = cpu, n: int = n,
+                   cpu_at: dict[str, list[float]] = cpu_at, idle: dict[str, float] = idle) -> float:
+            """CPU ms per 10k samples in round r (None: all rounds), less the receiver's idle CPU
+            over the same time (its background timers: ~10 ms/s for Heron's chDB threads)."""
+            a, b = (0, -1) if r is None else (r, r + 1)
+            used = cpu[name][b] - cpu[name][a] - idle[name] / 1000 * (cpu_at[name][b] - cpu_at[name][a])
             return used * 1000 / (n * (args.rounds if r is None else 1) / 10_000)
 
         print(f"{n:>8} idle cpu ms/s: " + ", ".join(f"{name} {v:.0f}" for name, v in idle.items()))
