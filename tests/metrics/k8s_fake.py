@@ -1,8 +1,9 @@
 """A fake Kubernetes API server on loopback: real HTTP, real Kubernetes JSON objects.
 
-Serves list (`GET /api/v1/[namespaces/<ns>/]<resource>`, with resourceVersion in the list
-metadata) and watch (`?watch=1|true`: one JSON event per line, kept open) for pods, services,
-endpoints and nodes. `put`/`delete` change an object and push ADDED/MODIFIED/DELETED to every
+Serves list (`GET /api/v1/[namespaces/<ns>/]<resource>`, `/apis/<group>/v1/...` for
+endpointslices and ingresses, with resourceVersion in the list metadata) and watch (`?watch=1|true`:
+one JSON event per line, kept open) for pods, services, endpoints, endpointslices, ingresses and
+nodes. `put`/`delete` change an object and push ADDED/MODIFIED/DELETED to every
 open watch, so Heron and a real Prometheus (client-go) see the same cluster. Requests are kept
 in `requests` and unknown paths in `unknown`, to see what a client asks for.
 """
@@ -22,8 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from heron.testing import free_port
 
-KINDS = {"pods": "Pod", "services": "Service", "endpoints": "Endpoints", "nodes": "Node"}
-_PATH = re.compile(r"^/api/v1/(?:namespaces/([^/]+)/)?(pods|services|endpoints|nodes)$")
+KINDS = {"pods": "Pod", "services": "Service", "endpoints": "Endpoints", "nodes": "Node",
+         "endpointslices": "EndpointSlice", "ingresses": "Ingress"}
+API_VERSIONS = {"endpointslices": "discovery.k8s.io/v1", "ingresses": "networking.k8s.io/v1"}
+_PATH = re.compile(r"^/(?:api/v1|apis/discovery\.k8s\.io/v1|apis/networking\.k8s\.io/v1)/"
+                   r"(?:namespaces/([^/]+)/)?(pods|services|endpoints|nodes|endpointslices|ingresses)$")
 
 
 class FakeKubernetes:
@@ -52,7 +56,7 @@ class FakeKubernetes:
         meta = obj.setdefault("metadata", {})
         ns = "" if resource == "nodes" else meta.setdefault("namespace", "default")
         meta.setdefault("uid", f"uid-{resource}-{ns}-{meta['name']}")
-        obj["kind"], obj["apiVersion"] = KINDS[resource], "v1"
+        obj["kind"], obj["apiVersion"] = KINDS[resource], API_VERSIONS.get(resource, "v1")
         with self.lock:
             self.rv += 1
             meta["resourceVersion"] = str(self.rv)
@@ -128,7 +132,7 @@ class FakeKubernetes:
                     items = [o for (ons, _), o in sorted(fake.objects[resource].items())
                              if (not ns or ons == ns) and selected(o, q.get("labelSelector", ""))]
                     rv = str(fake.rv)
-                self._json(200, {"kind": KINDS[resource] + "List", "apiVersion": "v1",
+                self._json(200, {"kind": KINDS[resource] + "List", "apiVersion": API_VERSIONS.get(resource, "v1"),
                                  "metadata": {"resourceVersion": rv}, "items": items})
 
             def _watch(self, resource: str, ns: str, selector: str) -> None:
@@ -236,3 +240,20 @@ def node(name: str, *, addresses: list[tuple[str, str]], labels: dict[str, str] 
     return {"metadata": {"name": name, "labels": labels or {}, "annotations": annotations or {}}, "spec": spec,
             "status": {"addresses": [{"type": t, "address": a} for t, a in addresses],
                        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}}}}
+
+
+def endpointslice(name: str, service_name: str, namespace: str = "default", *, endpoints: list[dict[str, Any]],
+                  ports: list[dict[str, Any]], address_type: str = "IPv4") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": service_name}},
+            "addressType": address_type, "endpoints": endpoints, "ports": ports}
+
+
+def ingress(name: str, namespace: str = "default", *, rules: list[dict[str, Any]], tls_hosts: list[str] | None = None,
+            class_name: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"rules": rules}
+    if tls_hosts:
+        spec["tls"] = [{"hosts": tls_hosts, "secretName": "tls"}]
+    if class_name is not None:
+        spec["ingressClassName"] = class_name
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels or {}}, "spec": spec}

@@ -23,7 +23,7 @@ from heron.metrics.model import STALE_NAN_BITS
 from heron.metrics.scrape_config import parse_scrape_configs
 from heron.testing import free_port
 from tests.metrics.helpers import samples, serve_wsgi
-from tests.metrics.k8s_fake import FakeKubernetes, endpoints, node, pod, service
+from tests.metrics.k8s_fake import FakeKubernetes, endpoints, endpointslice, ingress, node, pod, service
 from tests.metrics.test_scrape import SwappableApp, start_heron, wait_for
 
 M = "__meta_kubernetes_"
@@ -115,6 +115,49 @@ def test_endpoints_targets_pods_services_and_uncovered_ports() -> None:
     assert M + "service_name" not in roles.endpoints_targets(eps, {}, {})[0][1]
 
 
+def test_endpointslice_targets() -> None:
+    web1 = pod("web-1", ip="10.1.0.1", containers=[{"name": "app", "image": "app:1", "ports": [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"}, {"name": "admin", "containerPort": 9090}]}])
+    eps = endpointslice("web-abc", "web", endpoints=[
+        {"addresses": ["10.1.0.1"], "conditions": {"ready": True}, "hostname": "h1", "nodeName": "node-1",
+         "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "default"},
+         "deprecatedTopology": {"topology.kubernetes.io/zone": "a"}},
+        {"addresses": ["10.1.0.7"], "conditions": {"ready": False}}],
+        ports=[{"name": "web", "port": 8080, "protocol": "TCP", "appProtocol": "http"}])
+    services = {("default", "web"): service("web")}
+    nodes = {("", "node-1"): node("node-1", addresses=[("InternalIP", "10.0.0.1")], labels={"k": "v"})}
+    targets = roles.endpointslice_targets(eps, services, {("default", "web-1"): web1}, nodes)
+    assert [a for a, _ in targets] == ["10.1.0.1:8080", "10.1.0.7:8080", "10.1.0.1:9090"]
+    first = targets[0][1]
+    assert {k: v for k, v in first.items() if k.startswith(M + "endpointslice")} == {
+        M + "endpointslice_name": "web-abc", M + "endpointslice_address_type": "IPv4",
+        M + "endpointslice_port_name": "web", M + "endpointslice_port_protocol": "TCP",
+        M + "endpointslice_port": "8080", M + "endpointslice_port_app_protocol": "http",
+        M + "endpointslice_endpoint_conditions_ready": "true", M + "endpointslice_endpoint_hostname": "h1",
+        M + "endpointslice_address_target_kind": "Pod", M + "endpointslice_address_target_name": "web-1",
+        M + "endpointslice_endpoint_topology_topology_kubernetes_io_zone": "a",
+        M + "endpointslice_endpoint_topology_present_topology_kubernetes_io_zone": "true"}
+    assert first[M + "service_name"] == "web" and first[M + "pod_container_port_name"] == "http"
+    assert first[M + "node_name"] == "node-1" and first[M + "node_label_k"] == "v"
+    assert targets[1][1][M + "endpointslice_endpoint_conditions_ready"] == "false"
+    assert targets[2][1][M + "pod_container_port_name"] == "admin"
+    # A port without a number: the bare address.
+    bare = endpointslice("x", "none", endpoints=[{"addresses": ["10.9.9.9"]}], ports=[{"name": "p"}])
+    assert roles.endpointslice_targets(bare, services, {})[0][0] == "10.9.9.9"
+
+
+def test_ingress_targets() -> None:
+    ing = ingress("shop", class_name="nginx", tls_hosts=["*.example.com"], labels={"team": "a"}, rules=[
+        {"host": "www.example.com", "http": {"paths": [{"path": "/api", "pathType": "Prefix"}, {"pathType": "Prefix"}]}},
+        {"host": "example.org"}])
+    targets = roles.ingress_targets(ing)
+    assert [(t[M + "ingress_scheme"], t[M + "ingress_host"], t[M + "ingress_path"]) for _, t in targets] == [
+        ("https", "www.example.com", "/api"), ("https", "www.example.com", "/"), ("http", "example.org", "/")]
+    assert targets[0][0] == "www.example.com" and targets[0][1][M + "ingress_class_name"] == "nginx"
+    assert targets[0][1][M + "ingress_label_team"] == "a" and targets[0][1][M + "ingress_name"] == "shop"
+    assert roles.ingress_targets(ingress("e", rules=[{"host": "a.b", "http": {"paths": []}}])) == []
+
+
 def test_node_targets_address_priority() -> None:
     n = node("n1", addresses=[("Hostname", "n1.local"), ("ExternalIP", "1.2.3.4"), ("InternalIP", "10.0.0.5")],
              labels={"kubernetes.io/os": "linux"}, provider_id="aws:///i-1")
@@ -131,7 +174,8 @@ def test_node_targets_address_priority() -> None:
 BAD = [
     ("- role: pods\n", 4, "kubernetes_sd_configs.0.role", "unknown Kubernetes SD role 'pods'"),
     ("- api_server: http://x\n", 4, "kubernetes_sd_configs.0.role", "role missing"),
-    ("- role: endpointslice\n", 4, "kubernetes_sd_configs.0.role", "not supported by Heron yet"),
+    ("- role: ingress\n  selectors: [{role: pod}]\n", 5, "kubernetes_sd_configs.0.selectors.0.role",
+     "ingress role supports only ingress selectors"),
     ("- role: pod\n  kubeconfig_file: /k\n", 5, "kubernetes_sd_configs.0.kubeconfig_file", "not supported"),
     ("- role: pod\n  bearer_token: x\n", 4, "kubernetes_sd_configs.0.api_server",
      "please provide the 'api_server' URL explicitly"),

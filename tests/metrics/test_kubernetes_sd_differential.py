@@ -23,7 +23,7 @@ import pytest
 
 from heron.testing import free_port
 from tests.metrics import peers
-from tests.metrics.k8s_fake import FakeKubernetes, endpoints, node, pod, service
+from tests.metrics.k8s_fake import FakeKubernetes, endpoints, endpointslice, ingress, node, pod, service
 from tests.metrics.test_scrape import start_heron, wait_for
 
 SEED_RELABEL = [  # the seed's pod job (seeds/004), verbatim
@@ -72,6 +72,17 @@ def populate(k8s: FakeKubernetes) -> None:
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]))
 
 
+def populate_v1(k8s: FakeKubernetes) -> None:
+    k8s.put("endpointslices", endpointslice("web-x1", "web", endpoints=[
+        {"addresses": ["127.0.0.1"], "conditions": {"ready": True}, "nodeName": "node-1",
+         "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "default"}},
+        {"addresses": ["10.1.1.1"], "conditions": {"ready": False}, "hostname": "ext-1"}],
+        ports=[{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}]))
+    k8s.put("ingresses", ingress("shop", class_name="nginx", tls_hosts=["*.example.com"], rules=[
+        {"host": "www.example.com", "http": {"paths": [{"path": "/api", "pathType": "Prefix"}]}},
+        {"host": "example.org"}]))
+
+
 def jobs(api: str) -> list[dict[str, Any]]:
     sd = {"api_server": api}
     return [
@@ -88,6 +99,11 @@ def jobs(api: str) -> list[dict[str, Any]]:
         {"job_name": "endpoints", **SCRAPE, "kubernetes_sd_configs": [{"role": "endpoints", **sd}],
          "relabel_configs": [{"source_labels": ["__meta_kubernetes_endpoint_ready"], "regex": "true",
                               "action": "keep"},
+                             {"action": "labelmap", "regex": "__meta_kubernetes_(.+)"}]},
+        {"job_name": "endpointslices", **SCRAPE, "kubernetes_sd_configs": [{"role": "endpointslice", **sd}],
+         "relabel_configs": [{"action": "labelmap", "regex": "__meta_kubernetes_(.+)"}]},
+        {"job_name": "ingresses", **SCRAPE, "kubernetes_sd_configs": [{"role": "ingress", **sd}],
+         "relabel_configs": [{"source_labels": ["__meta_kubernetes_ingress_scheme"], "target_label": "__scheme__"},
                              {"action": "labelmap", "regex": "__meta_kubernetes_(.+)"}]},
         {"job_name": "nodes", **SCRAPE, "kubernetes_sd_configs": [{"role": "node", **sd}],
          "relabel_configs": [{"action": "labelmap", "regex": "__meta_kubernetes_(.+)"}]},
@@ -169,6 +185,7 @@ async def test_same_targets_as_prometheus(tmp_path: Path) -> None:
     sd = HttpSD()
     with FakeKubernetes() as k8s:
         populate(k8s)
+        populate_v1(k8s)
         cfg = jobs(k8s.url)
         heron = await start_heron(tmp_path, cfg)
         transport = httpx.ASGITransport(app=heron.app())
@@ -198,12 +215,14 @@ async def test_same_targets_as_prometheus(tmp_path: Path) -> None:
                             raise AssertionError("targets differ:\n" + diff(*last)) from None
                         return last[1]  # type: ignore[no-any-return]
 
-                    got = await agree(lambda d: len(d) == 6)
+                    got = await agree(lambda d: len(d) == 8)
                     assert len(got["pods"]) == 5  # web-1 and db-0 kept, web-2's 3 containers/ports dropped
                     assert sum(x.startswith('["active"') for x in got["pods"]) == 2
                     assert len(got["nodes"]) == 2 and len(got["services"]) == 3
                     assert len(got["pods-data"]) == 1 and len(got["pods-selected"]) == 4
                     assert len(got["endpoints"]) == 4  # 2 ready, 1 not ready, 1 uncovered container port
+                    assert len(got["endpointslices"]) == 2 and len(got["ingresses"]) == 2
+                    assert any('"instance": "www.example.com:443"' in x for x in got["ingresses"])
 
                     # Watch events: a pod turns scrape=false, another is deleted, a service appears.
                     k8s.put("pods", pod("web-1", labels={"app": "web"},
@@ -223,4 +242,4 @@ async def test_same_targets_as_prometheus(tmp_path: Path) -> None:
 def heron_digest_ready(heron: Any) -> bool:
     manager = next(s for s in heron.services if s.name == "scrape")
     return all(inf.synced for _, ds in manager.k8s.values() for d in ds for inf in d.informers) \
-        and len(manager.k8s) == 6
+        and len(manager.k8s) == 8

@@ -9,8 +9,9 @@ Prometheus does) and rebuilds its targets from their stores with heron.metrics.k
 
 Config semantics follow Prometheus 2.42's `kubernetes_sd_config`: `api_server` (else in-cluster:
 KUBERNETES_SERVICE_HOST/PORT plus the service-account token and CA), `role`, `namespaces`
-(`names`, `own_namespace`), `selectors`, `attach_metadata.node` (pod and endpoints roles) and the HTTP client
-settings. `kubeconfig_file` is refused.
+(`names`, `own_namespace`), `selectors`, `attach_metadata.node` (pod, endpoints and endpointslice
+roles) and the HTTP client settings. `kubeconfig_file` is refused. EndpointSlices are read from
+discovery.k8s.io/v1 and Ingresses from networking.k8s.io/v1 (Kubernetes 1.21 and later).
 """
 
 from __future__ import annotations
@@ -34,18 +35,22 @@ from heron.tls import tls_context, tls_problem
 
 log = logging.getLogger("heron.scrape.kubernetes")
 
-ROLES = ("pod", "service", "endpoints", "node")
+ROLES = ("pod", "service", "endpoints", "endpointslice", "ingress", "node")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _KNOWN = {"role", "api_server", "kubeconfig_file", "namespaces", "selectors", "attach_metadata",
           "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config", "proxy_url",
           "follow_redirects", "enable_http2", "oauth2", "no_proxy", "proxy_from_environment",
           "proxy_connect_header", "preferred_node_address_types"}
 _ALLOWED_SELECTORS = {"pod": ("pod",), "service": ("service",), "endpoints": ("pod", "service", "endpoints"),
+                      "endpointslice": ("pod", "service", "endpointslice"), "ingress": ("ingress",),
                       "node": ("node",)}
 # Which resources each role watches, and the selector role that filters each of them.
 _RESOURCES = {"pod": ("pods",), "service": ("services",), "endpoints": ("endpoints", "services", "pods"),
+              "endpointslice": ("endpointslices", "services", "pods"), "ingress": ("ingresses",),
               "node": ("nodes",)}
-_SELECTOR_ROLE = {"pods": "pod", "services": "service", "endpoints": "endpoints", "nodes": "node"}
+_SELECTOR_ROLE = {"pods": "pod", "services": "service", "endpoints": "endpoints", "nodes": "node",
+                  "endpointslices": "endpointslice", "ingresses": "ingress"}
+_API = {"endpointslices": "apis/discovery.k8s.io/v1", "ingresses": "apis/networking.k8s.io/v1"}
 _REQUIREMENT = re.compile(r"^\s*!?\s*[A-Za-z0-9][A-Za-z0-9._/-]*\s*"
                           r"((==?|!=)\s*[A-Za-z0-9._-]*|\s(in|notin)\s*\([^()]*\))?\s*$")
 _FIELD_REQ = re.compile(r"^\s*[A-Za-z0-9._/-]+\s*(==?|!=)\s*[^,=!]*$")
@@ -110,9 +115,6 @@ def parse_kubernetes_sd(items: Any, where: str, err: Err, secret: Secret,
         role = raw.get("role")
         if not role:
             raise err(f"{at}.role", "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)")
-        if role in ("endpointslice", "ingress"):
-            raise err(f"{at}.role", f"Kubernetes SD role {role!r} is not supported by Heron yet "
-                                    "(use pod, service, endpoints or node)")
         if role not in ROLES:
             raise err(f"{at}.role", f"unknown Kubernetes SD role {role!r}")
         api = raw.get("api_server")
@@ -230,9 +232,10 @@ class ApiClient:
         return {}
 
     def path(self, resource: str, namespace: str) -> str:
+        api = _API.get(resource, "api/v1")
         if resource == "nodes" or not namespace:
-            return f"{self.base}/api/v1/{resource}"
-        return f"{self.base}/api/v1/namespaces/{namespace}/{resource}"
+            return f"{self.base}/{api}/{resource}"
+        return f"{self.base}/{api}/namespaces/{namespace}/{resource}"
 
 
 class Gone(Exception):
@@ -347,7 +350,7 @@ class KubernetesDiscovery:
             log.error("kubernetes_sd (role %s): %s", self.sd.role, self.error)
             return
         resources = list(_RESOURCES[self.sd.role])
-        if self.sd.attach_node and self.sd.role in ("pod", "endpoints"):
+        if self.sd.attach_node and self.sd.role in ("pod", "endpoints", "endpointslice"):
             resources.append("nodes")
         for resource in resources:
             for ns in (namespaces or [""]) if resource != "nodes" else [""]:
@@ -386,6 +389,14 @@ class KubernetesDiscovery:
             for _, eps in sorted(self._store("endpoints").items()):
                 out.extend(roles.endpoints_targets(eps, services, pods,
                                                    self._store("nodes") if self.sd.attach_node else None))
+        elif role == "endpointslice":
+            services, pods = self._store("services"), self._store("pods")
+            for _, eps in sorted(self._store("endpointslices").items()):
+                out.extend(roles.endpointslice_targets(eps, services, pods,
+                                                       self._store("nodes") if self.sd.attach_node else None))
+        elif role == "ingress":
+            for _, ing in sorted(self._store("ingresses").items()):
+                out.extend(roles.ingress_targets(ing))
         else:
             for _, node in sorted(self._store("nodes").items()):
                 out.extend(roles.node_targets(node))

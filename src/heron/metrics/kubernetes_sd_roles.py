@@ -1,9 +1,10 @@
 """Kubernetes objects (API JSON) to targets, with Prometheus' meta labels for each role.
 
 Pure functions over the objects the watchers hold, following Prometheus 2.42's
-discovery/kubernetes/{pod,service,endpoints,node}.go: the same label names, the same values
-(`lv` of missing fields is ""), one target per container port (pod), service port (service),
-endpoint address and port (endpoints) or node. Each target is `(address, labels)` where labels
+discovery/kubernetes/{pod,service,endpoints,endpointslice,ingress,node}.go: the same label names,
+the same values (`lv` of missing fields is ""), one target per container port (pod), service port
+(service), endpoint address and port (endpoints, endpointslice), rule host and path (ingress) or
+node. Each target is `(address, labels)` where labels
 already merges the group's labels (the target's own win, as in Prometheus' merge).
 """
 
@@ -212,6 +213,114 @@ def endpoints_targets(eps: Obj, services: Store, pods: Store, nodes: Store | Non
                                  META + "pod_container_port_name": cp.get("name", ""),
                                  META + "pod_container_port_number": number,
                                  META + "pod_container_port_protocol": cp.get("protocol", "")}))
+    return out
+
+
+# --- endpointslice (discovery.k8s.io/v1) ------------------------------------------------------
+
+def endpointslice_targets(eps: Obj, services: Store, pods: Store, nodes: Store | None = None) -> list[TargetLabels]:
+    meta = _meta(eps)
+    ns = meta.get("namespace", "")
+    group = {NAMESPACE: ns, META + "endpointslice_name": meta.get("name", ""),
+             META + "endpointslice_address_type": eps.get("addressType", "")}
+    svc_name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+    if svc_name is not None and (ns, svc_name) in services:
+        group.update(service_labels(services[(ns, svc_name)]))
+    out: list[TargetLabels] = []
+    seen: dict[tuple[str, str], tuple[Obj, list[Any]]] = {}
+
+    def add(addr: str, ep: Obj, port: Obj) -> None:
+        a = _join_host_port(addr, port["port"]) if port.get("port") is not None else addr
+        t = {"__address__": a}
+        for key, label in (("name", "port_name"), ("protocol", "port_protocol"), ("appProtocol", "port_app_protocol")):
+            if port.get(key) is not None:
+                t[META + "endpointslice_" + label] = str(port[key])
+        if port.get("port") is not None:
+            t[META + "endpointslice_port"] = str(port["port"])
+        ready = (ep.get("conditions") or {}).get("ready")
+        if ready is not None:
+            t[META + "endpointslice_endpoint_conditions_ready"] = "true" if ready else "false"
+        if ep.get("hostname") is not None:
+            t[META + "endpointslice_endpoint_hostname"] = ep["hostname"]
+        ref = ep.get("targetRef")
+        if ref:
+            t[META + "endpointslice_address_target_kind"] = ref.get("kind", "")
+            t[META + "endpointslice_address_target_name"] = ref.get("name", "")
+        for k, v in (ep.get("deprecatedTopology") or {}).items():
+            ln = sanitize(k)
+            t[f"{META}endpointslice_endpoint_topology_{ln}"] = str(v)
+            t[f"{META}endpointslice_endpoint_topology_present_{ln}"] = "true"
+        if nodes is not None and ep.get("nodeName") is not None:
+            t.update(node_meta(nodes.get(("", ep["nodeName"])), ep["nodeName"]))
+        pod = pods.get((ref.get("namespace", ""), ref.get("name", ""))) \
+            if ref and ref.get("kind") == "Pod" else None
+        if pod is None:
+            out.append((a, {**group, **t}))
+            return
+        entry = seen.setdefault((_meta(pod).get("namespace", ""), _meta(pod).get("name", "")), (pod, []))
+        t.update(pod_labels(pod))
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            hit = next((cp for cp in c.get("ports") or [] if port.get("port") is not None
+                        and cp.get("containerPort") == port.get("port")), None)
+            if hit is not None:
+                t[META + "pod_container_name"] = c.get("name", "")
+                t[META + "pod_container_image"] = c.get("image", "")
+                t[META + "pod_container_port_name"] = hit.get("name", "")
+                t[META + "pod_container_port_number"] = str(port["port"])
+                t[META + "pod_container_port_protocol"] = hit.get("protocol", "")
+                break
+        entry[1].append(port.get("port"))
+        out.append((a, {**group, **t}))
+
+    for ep in eps.get("endpoints") or []:
+        for port in eps.get("ports") or []:
+            for addr in ep.get("addresses") or []:
+                add(addr, ep, port)
+    for pod, ports in seen.values():
+        ip = (pod.get("status") or {}).get("podIP", "")
+        if not ip:
+            continue
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            for cp in c.get("ports") or []:
+                if cp.get("containerPort") in ports:
+                    continue
+                number = str(cp.get("containerPort", 0))
+                a = _join_host_port(ip, number)
+                out.append((a, {**group, **pod_labels(pod), "__address__": a,
+                                 META + "pod_container_name": c.get("name", ""),
+                                 META + "pod_container_image": c.get("image", ""),
+                                 META + "pod_container_port_name": cp.get("name", ""),
+                                 META + "pod_container_port_number": number,
+                                 META + "pod_container_port_protocol": cp.get("protocol", "")}))
+    return out
+
+
+# --- ingress (networking.k8s.io/v1) ------------------------------------------------------------
+
+def _host_matches(pattern: str, host: str) -> bool:
+    """A TLS host pattern: equal, or `*.` matching exactly one leading label."""
+    if pattern == host:
+        return True
+    pp, hp = pattern.split("."), host.split(".")
+    return pp[0] == "*" and len(pp) == len(hp) and pp[1:] == hp[1:]
+
+
+def ingress_targets(ing: Obj) -> list[TargetLabels]:
+    meta, spec = _meta(ing), ing.get("spec") or {}
+    group = {META + "ingress_name": meta.get("name", ""), NAMESPACE: meta.get("namespace", "")}
+    if spec.get("ingressClassName") is not None:
+        group[META + "ingress_class_name"] = spec["ingressClassName"]
+    group.update(_object_labels(ing, META + "ingress_"))
+    tls_hosts = [h for t in spec.get("tls") or [] for h in t.get("hosts") or []]
+    out: list[TargetLabels] = []
+    for rule in spec.get("rules") or []:
+        host = rule.get("host", "")
+        http = rule.get("http")
+        paths = [p.get("path") or "/" for p in http.get("paths") or []] if http is not None else ["/"]
+        scheme = "https" if any(_host_matches(p, host) for p in tls_hosts) else "http"
+        for path in paths:
+            out.append((host, {**group, "__address__": host, META + "ingress_scheme": scheme,
+                               META + "ingress_host": host, META + "ingress_path": path}))
     return out
 
 
