@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 
 from heron.errors.ingest import tracking
@@ -57,6 +58,47 @@ async def test_count_failure_after_insert_retries_idempotently(heron: Heron, cli
     assert _stored(heron.storage, heron.storage.database) == (5, 5)
     [issue] = heron.control.query("SELECT times_seen, user_count FROM error_issues")
     assert (issue["times_seen"], issue["user_count"]) == (5, 2)
+
+
+async def test_batch_in_pieces_on_workers_stores_and_counts_once(heron: Heron) -> None:
+    """A batch bigger than a piece is digested by worker processes piece by piece and stored as
+    the pieces come back; a resend in a later piece is still dropped. When counting fails after
+    every piece was stored, the retried batch re-inserts nothing (per-piece tokens) and counts
+    once; handed over once more (a replay), it changes nothing."""
+    from heron.errors.process import PIECE
+    from heron.errors.queue import SCHEMA
+
+    pid, _ = new_project(heron)
+    et = tracking(heron)
+    et.processor.workers = 1
+    n = 2 * PIECE + 50
+    events = [exc_event(etype=f"E{i % 3}", user=f"u{i % 4}") for i in range(n)]
+    for i in range(PIECE + 10, PIECE + 20):  # resends of piece 0's events, in piece 1
+        events[i]["event_id"] = events[i - PIECE]["event_id"]
+    rows = [(pid, "envelope", "", "", time.time(), "", envelope(("event", ev))) for ev in events]
+    table = pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(zip(*rows, strict=True), SCHEMA, strict=True)],
+                                 schema=SCHEMA)
+    real = et.issues.record_batch
+
+    def fail_once(*a: Any, **kw: Any) -> Any:
+        et.issues.record_batch = real  # type: ignore[method-assign]
+        raise RuntimeError("control store went away")  # every piece is stored, nothing counted
+
+    et.issues.record_batch = fail_once  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError):
+            et.processor.process(table, "e1:error_envelopes:1-1")
+        for _ in range(2):  # the retry (same token: the pieces' inserts are deduplicated), a replay
+            et.processor.process(table, "e1:error_envelopes:1-1")
+            assert _stored(heron.storage, heron.storage.database) == (n - 10, n - 10)
+            counts = heron.control.query("SELECT times_seen, user_count FROM error_issues ORDER BY title")
+            kept = [i for i in range(n) if not PIECE + 10 <= i < PIECE + 20]
+            assert [(c["times_seen"], c["user_count"]) for c in counts] == [
+                (sum(1 for i in kept if i % 3 == t), 4) for t in range(3)]
+        assert et.processor._pool is not None  # it did run on workers
+        assert et.items.labels("event", "duplicate")._value.get() >= 10
+    finally:
+        et.processor.close()
 
 
 async def test_resent_event_is_stored_and_counted_once(heron: Heron, client: httpx.AsyncClient) -> None:

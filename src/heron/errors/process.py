@@ -22,11 +22,12 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from heron.errors.digest import Context, Digest, Record, digest, from_ipc, watch_parent
+from heron.errors.digest import Context, Digest, Envelope1, Record, digest, from_ipc, watch_parent
 from heron.errors.projects import Project
 from heron.exceptions import BadRequest
 
@@ -37,6 +38,9 @@ log = logging.getLogger("heron.errors.process")
 POOL_MIN = 32
 """Batches smaller than this are digested in the calling thread (a round trip to a worker
 costs more than it saves, and tests stay free of worker start-up)."""
+PIECE = 200
+"""Records per digest piece: pieces are stored while the workers digest the next ones (and
+they are the unit of the insert tokens, so the size must never depend on the worker count)."""
 
 
 class Processor:
@@ -72,31 +76,49 @@ class Processor:
         return Context(sc.enabled, tuple(sc.fields), frozenset(sc.safe_fields), sc.scrub_ip_addresses,
                        s.attachments_max_bytes, frozenset(self.et.span_columns()))
 
-    def digest(self, records: list[Record]) -> list[Digest]:
+    def digests(self, pieces: list[list[Record]]) -> Iterator[Digest]:
+        """The digest of each piece, in order. With workers, every piece is handed out at once:
+        the workers digest the later pieces while the caller stores the earlier ones."""
         ctx = self.context()
-        if self.workers <= 0 or len(records) < POOL_MIN:
-            return [digest(records, ctx)]
+        if self.workers <= 0 or sum(map(len, pieces)) < POOL_MIN:
+            for piece in pieces:
+                yield digest(piece, ctx)
+            return
         if self._pool is None:
             # spawn: the server process has threads (and chDB) that a fork would copy mid-flight
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=watch_parent, initargs=(os.getpid(),))
-        n = self.workers
-        chunks = [records[i * len(records) // n:(i + 1) * len(records) // n] for i in range(n)]
+        pending: list[concurrent.futures.Future[Digest]] = []
         try:
-            return list(self._pool.map(digest, [c for c in chunks if c], [ctx] * n))
-        except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:  # died / shut down
-            log.warning("error-processing workers unavailable (%s); digesting this batch in-process", exc)
-            self._pool = None
-            return [digest(records, ctx)]
+            pending = [self._pool.submit(digest, piece, ctx) for piece in pieces]
+            for k, fut in enumerate(pending):
+                try:
+                    d = fut.result()
+                except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:  # died / shut down
+                    log.warning("error-processing workers unavailable (%s); digesting in-process", exc)
+                    self._pool = None
+                    for piece in pieces[k:]:
+                        yield digest(piece, ctx)
+                    return
+                yield d
+        finally:
+            for fut in pending:  # the caller stopped early (an insert failed): drop what is left
+                fut.cancel()
 
     def process(self, data: pa.Table, token: str) -> None:
+        """One queue batch: digested in pieces of PIECE records, each piece stored as soon as
+        its digest is back (token "<batch token>[/<piece>]/<table>": the pieces follow the
+        batch's record numbers, so a replay re-inserts nothing), then everything counted in
+        one transaction."""
         et = self.et
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()  # digest: from here to each piece's result; store: its inserts
         projects: dict[int, Project | None] = {}
         cols = {name: data.column(name).to_pylist() for name in data.column_names}
-        records: list[Record] = []
+        pieces: list[list[Record]] = []
         for i in range(data.num_rows):
+            if i % PIECE == 0:
+                pieces.append([])
             pid = cols["project"][i]
             if pid not in projects:
                 projects[pid] = et.projects.get(pid)
@@ -104,46 +126,50 @@ class Processor:
             if project is None:  # deleted since it was accepted
                 et.items.labels("envelope", "invalid").inc()
                 continue
-            records.append((pid, project.slug, cols["kind"][i], cols["encoding"][i], cols["ip"][i],
-                            cols["received"][i], cols["event_id"][i], cols["body"][i]))
-        digests = self.digest(records)
-        t1 = time.perf_counter()
-        envelopes = [e for d in digests for e in d.envelopes]
-        for d in digests:
+            pieces[-1].append((pid, project.slug, cols["kind"][i], cols["encoding"][i], cols["ip"][i],
+                               cols["received"][i], cols["event_id"][i], cols["body"][i]))
+        envelopes: list[Envelope1] = []
+        seen: set[str] = set()
+        wait = store = 0.0
+        for k, d in enumerate(self.digests(pieces)):
+            t2 = time.perf_counter()
+            wait += t2 - t1
             for (kind, outcome), n in d.outcomes.items():
                 et.items.labels(kind, outcome).inc(n)
             for (reason, category), n in d.discarded.items():
                 et.discarded.labels(reason, category).inc(n)
             for w in d.warnings:
                 log.warning("%s", w)
-        # Drop resent events (same id), within the batch and against what was counted before.
-        seen = et.issues.seen([ev["event_id"] for e in envelopes for _, ev in e.events])
-        repeats = False
-        for e in envelopes:
-            keep = []
-            for iid, ev in e.events:
-                if ev["event_id"] in seen:
-                    repeats = True
-                    et.items.labels("event", "duplicate").inc()
-                else:
-                    seen.add(ev["event_id"])
-                    keep.append((iid, ev))
-            e.events = keep
-        counted = {ev["event_id"] for e in envelopes for _, ev in e.events}
-        tables: dict[str, list[pa.Table]] = {}
-        for d in digests:
+            # Drop resent events (same id), within the batch and against what was counted before.
+            seen |= et.issues.seen([ev["event_id"] for e in d.envelopes for _, ev in e.events])
+            repeats = False
+            counted: set[str] = set()
+            for e in d.envelopes:
+                keep = []
+                for iid, ev in e.events:
+                    if ev["event_id"] in seen:
+                        repeats = True
+                        et.items.labels("event", "duplicate").inc()
+                    else:
+                        seen.add(ev["event_id"])
+                        counted.add(ev["event_id"])
+                        keep.append((iid, ev))
+                e.events = keep
+            envelopes += d.envelopes
             for name, ipc in d.tables.items():
-                tables.setdefault(name, []).append(from_ipc(ipc))
-        for name, parts in tables.items():
-            table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-            if name == "error_events" and repeats:
-                table = _first_of(table, counted)
-            et.heron.storage.insert(name, table, f"{token}/{name}")
-        t2 = time.perf_counter()
+                table = from_ipc(ipc)
+                if name == "error_events" and repeats:
+                    table = _first_of(table, counted)
+                et.heron.storage.insert(name, table, f"{token}/{k}/{name}" if k else f"{token}/{name}")
+            t1 = time.perf_counter()
+            store += t1 - t2
         batches = [(e.project, e.events) for e in envelopes if e.events]
         reports = [(e.project, r) for e in envelopes for r in e.reports]
         results = et.issues.record_batch(token, batches, reports)
         t3 = time.perf_counter()
+        et.stage_seconds.labels("digest").inc(wait)
+        et.stage_seconds.labels("store").inc(store)
+        et.stage_seconds.labels("count").inc(t3 - t1)
         if results is None:  # a replayed batch that was counted before the crash
             log.info("queue batch %s was counted before; rows re-inserted idempotently", token)
             return
@@ -162,9 +188,6 @@ class Processor:
                 if ch or et.settings.spikes:
                     et.alert(project, e.events, ch)
         et.processed.inc(sum(len(e.events) for e in envelopes))
-        et.stage_seconds.labels("digest").inc(t1 - t0)
-        et.stage_seconds.labels("store").inc(t2 - t1)
-        et.stage_seconds.labels("count").inc(t3 - t2)
 
 
 def _first_of(table: pa.Table, ids: set[str]) -> pa.Table:
