@@ -120,7 +120,7 @@ def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray
         raise Unusual  # missing __name__ (or series without labels): reported by the slow path
     bounds = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(s, minlength=n), out=bounds[1:])
-    series = _label_sets(codes, words, values_arr.to_numpy(zero_copy_only=False), bounds)
+    series = _label_sets(codes, words, values_arr, bounds)
     flat = FlatLabels(np.arange(n, dtype=np.int64), bounds.astype(np.int32), names_arr, values_arr,
                       values_arr.filter(pa.array(is_name)))
     return series, _series_ids(names_arr, values_arr, bounds), flat
@@ -129,10 +129,12 @@ def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray
 MAX_SHAPES = 32  # more distinct label-name lists than this in one request: build per series
 
 
-def _label_sets(codes: np.ndarray, words: list[str], values: np.ndarray, bounds: np.ndarray) -> list[Labels]:
+def _label_sets(codes: np.ndarray, words: list[str], values: pa.StringArray, bounds: np.ndarray) -> list[Labels]:
     """The label tuples of every series. Series of one request mostly share their label names
     (their *shape*); per shape, the (name, value) pairs of each label position and then the
-    tuples of the series are made by `zip` in C, not by a Python step per series."""
+    tuples of the series are made by `zip` in C, not by a Python step per series. A label
+    position with few distinct values (job, instance, metric name) makes each distinct pair
+    once and shares it between series (fewer objects, and their hashes are computed once)."""
     n = len(bounds) - 1
     cnt = np.diff(bounds)
     groups: list[tuple[np.ndarray, np.ndarray]] = []  # (series, their label positions (m, k))
@@ -150,19 +152,29 @@ def _label_sets(codes: np.ndarray, words: list[str], values: np.ndarray, bounds:
             break
         groups += [(idx[inv == u], pos[inv == u]) for u in range(len(uniq))]
     if not groups:  # many shapes: one slice per series
-        pairs = list(zip(np.asarray(words, dtype=object)[codes].tolist(), values.tolist(), strict=True))
+        pairs = list(zip(np.asarray(words, dtype=object)[codes].tolist(),
+                         values.to_numpy(zero_copy_only=False).tolist(), strict=True))
         b = bounds.tolist()
         return [tuple(pairs[b[i]:b[i + 1]]) for i in range(n)]
     out = np.empty(n, dtype=object)
     for idx, pos in groups:
         first = pos[0].tolist()
-        cols = [zip(itertools.repeat(words[codes[first[j]]]), values[pos[:, j]].tolist())
-                for j in range(pos.shape[1])]
+        cols = [_pairs(words[codes[first[j]]], values.take(pa.array(pos[:, j]))) for j in range(pos.shape[1])]
         sets = list(zip(*cols, strict=True))
         if len(groups) == 1:
             return sets
         out[idx] = np.fromiter(sets, dtype=object, count=len(sets))
     return out.tolist()  # type: ignore[no-any-return]
+
+
+def _pairs(name: str, values: pa.StringArray) -> list[tuple[str, str]]:
+    """(name, value) for each of `values`, one tuple per distinct value when values repeat."""
+    enc = pc.dictionary_encode(values)
+    distinct = enc.dictionary.to_pylist()
+    if len(distinct) * 4 > len(values):
+        return list(zip(itertools.repeat(name), values.to_numpy(zero_copy_only=False).tolist()))
+    pairs = np.fromiter(zip(itertools.repeat(name), distinct), dtype=object, count=len(distinct))
+    return pairs[enc.indices.to_numpy()].tolist()  # type: ignore[no-any-return]
 
 
 def _series_ids(names: pa.StringArray, values: pa.StringArray, bounds: np.ndarray) -> np.ndarray:

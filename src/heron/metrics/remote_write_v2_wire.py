@@ -139,7 +139,7 @@ def decode(buf: bytes, cache: LabelsCache = CACHE) -> DecodedWrite:
         np.cumsum(np.diff(lb)[m], out=mb[1:])
         new_ids = hash_ranges(view, cuts, miss)
         m_names, m_values = names.filter(pa.array(sel)), values.filter(pa.array(sel))
-        new_series = _label_sets(codes[sel], words, m_values.to_numpy(zero_copy_only=False), mb)
+        new_series = _label_sets(codes[sel], words, m_values, mb)
         cache.store([keys[i] for i in miss], new_series, new_ids.tolist())
         for i, labels, sid in zip(miss, new_series, new_ids.tolist(), strict=True):
             series[i], id_list[i] = labels, sid
