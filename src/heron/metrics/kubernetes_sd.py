@@ -37,6 +37,7 @@ log = logging.getLogger("heron.scrape.kubernetes")
 
 ROLES = ("pod", "service", "endpoints", "endpointslice", "ingress", "node")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+WATCH_SECONDS = 300
 _KNOWN = {"role", "api_server", "kubeconfig_file", "namespaces", "selectors", "attach_metadata",
           "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config", "proxy_url",
           "follow_redirects", "enable_http2", "oauth2", "no_proxy", "proxy_from_environment",
@@ -238,6 +239,11 @@ class ApiClient:
         return f"{self.base}/{api}/namespaces/{namespace}/{resource}"
 
 
+_ONE_RESOURCE: dict[str, tuple[str, Callable[[dict[str, Any]], list[roles.TargetLabels]]]] = {
+    "pod": ("pods", roles.pod_targets), "service": ("services", roles.service_targets),
+    "ingress": ("ingresses", roles.ingress_targets), "node": ("nodes", roles.node_targets)}
+
+
 class Gone(Exception):
     """The watch's resourceVersion is too old (410): relist."""
 
@@ -296,9 +302,11 @@ class Informer:
 
     async def _watch(self, rv: str) -> str:
         params = {**self.params, "watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": "300"}
+                  "timeoutSeconds": str(WATCH_SECONDS)}
+        # The server ends the watch after timeoutSeconds; silence well past that is a dead connection.
         async with self.api.http.stream("GET", self.api.path(self.resource, self.namespace), params=params,
-                                        headers=self.api.headers()) as resp:
+                                        headers=self.api.headers(),
+                                        timeout=httpx.Timeout(10.0, read=WATCH_SECONDS + 30)) as resp:
             if resp.status_code == 410:
                 raise Gone()
             if resp.status_code != 200:
@@ -337,6 +345,7 @@ class KubernetesDiscovery:
         self.tasks: list[asyncio.Task[None]] = []
         self.api: ApiClient | None = None
         self.error = ""
+        self._cache: dict[tuple[str, str], tuple[str, list[roles.TargetLabels]]] = {}
 
     def start(self) -> None:
         try:
@@ -377,13 +386,21 @@ class KubernetesDiscovery:
         """Every target of this config now, from the watched objects (sorted by source as Prometheus)."""
         role = self.sd.role
         out: list[roles.TargetLabels] = []
-        if role == "pod":
-            nodes = self._store("nodes") if self.sd.attach_node else None
+        if role == "pod" and self.sd.attach_node:
+            nodes = self._store("nodes")
             for _, pod in sorted(self._store("pods").items()):
                 out.extend(roles.pod_targets(pod, nodes))
-        elif role == "service":
-            for _, svc in sorted(self._store("services").items()):
-                out.extend(roles.service_targets(svc))
+        elif role in _ONE_RESOURCE:
+            # One object makes its own targets: keep them while its resourceVersion stays.
+            resource, build = _ONE_RESOURCE[role]
+            cache: dict[tuple[str, str], tuple[str, list[roles.TargetLabels]]] = {}
+            for key, obj in sorted(self._store(resource).items()):
+                rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+                hit = self._cache.get(key)
+                made = hit[1] if hit is not None and rv and hit[0] == rv else build(obj)
+                cache[key] = (rv, made)
+                out.extend(made)
+            self._cache = cache
         elif role == "endpoints":
             services, pods = self._store("services"), self._store("pods")
             for _, eps in sorted(self._store("endpoints").items()):
@@ -394,10 +411,4 @@ class KubernetesDiscovery:
             for _, eps in sorted(self._store("endpointslices").items()):
                 out.extend(roles.endpointslice_targets(eps, services, pods,
                                                        self._store("nodes") if self.sd.attach_node else None))
-        elif role == "ingress":
-            for _, ing in sorted(self._store("ingresses").items()):
-                out.extend(roles.ingress_targets(ing))
-        else:
-            for _, node in sorted(self._store("nodes").items()):
-                out.extend(roles.node_targets(node))
         return out

@@ -147,16 +147,20 @@ class ScrapeManager:
                 log.exception("file_sd refresh failed")
 
     async def _k8s_refresh(self) -> None:
+        took = 0.0
         while True:
             await self._k8s_dirty.wait()
-            await asyncio.sleep(K8S_DEBOUNCE)
+            # Debounced; in a large cluster, at least 4x the last re-apply's time passes in between.
+            await asyncio.sleep(max(K8S_DEBOUNCE, 4 * took))
             self._k8s_dirty.clear()
+            started = time.monotonic()
             try:
                 await self.apply(self._configs, refresh=False)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("kubernetes_sd refresh failed")
+            took = time.monotonic() - started
 
     async def _sync_k8s(self, wanted: dict[str, ScrapeConfig]) -> None:
         """Start watchers for new or changed kubernetes_sd_configs, stop the others."""
@@ -198,7 +202,11 @@ class ScrapeManager:
                 pool = self.pools.get(job)
                 if pool is None:
                     pool = self.pools[job] = Pool(sc, _client(sc))
-                targets, pool.dropped = build_targets(sc, self.fsd, self._discovered(job))
+                if sc.kubernetes_sd:  # may be thousands of targets: relabel them off the event loop
+                    discovered = self._discovered(job)  # (here: the watchers change their stores in place)
+                    targets, pool.dropped = await asyncio.to_thread(build_targets, sc, self.fsd, discovered)
+                else:
+                    targets, pool.dropped = build_targets(sc, self.fsd)
                 self._sync(pool, targets, handover)
                 self.m_targets.labels(job).set(len(pool.loops))
 
