@@ -233,7 +233,7 @@ def _job(api: str, **sd: Any) -> dict[str, Any]:
 
 
 def _addresses(heron: Any) -> list[str]:
-    manager = next(s for s in heron.services if s.name == "scrape")
+    manager: Any = next(s for s in heron.services if s.name == "scrape")
     return sorted(lp.target.labels["instance"] for c, lp in manager.targets() if c.job_name == "k")
 
 
@@ -255,6 +255,10 @@ async def test_watch_events_410_relist_selectors_and_auth(tmp_path: Path) -> Non
             assert all("labelSelector=app%3Dweb" in r for r in k8s.requests)
             assert any("watch=1" in r and "allowWatchBookmarks=true" in r for r in k8s.requests)
             assert set(k8s.auth) == {"Bearer tok-1"} and not k8s.unknown
+            events = heron.metrics.registry.get_sample_value
+            assert events("heron_sd_kubernetes_events_total", {"role": "pod", "event": "add"}) == 1
+            assert events("heron_sd_kubernetes_events_total", {"role": "pod", "event": "delete"}) == 1
+            assert events("heron_sd_kubernetes_events_total", {"role": "pod", "event": "failure"}) is None  # 410: relist
         finally:
             await heron.stop()
 
@@ -263,11 +267,13 @@ async def test_api_server_down_at_start_then_up(tmp_path: Path) -> None:
     port = free_port()
     heron = await start_heron(tmp_path, [_job(f"http://127.0.0.1:{port}", namespaces={"names": ["default"]})])
     try:
-        manager = next(s for s in heron.services if s.name == "scrape")
+        manager: Any = next(s for s in heron.services if s.name == "scrape")
         await asyncio.sleep(1.0)
         assert _addresses(heron) == []
         [(_, [disc])] = manager.k8s.values()
         assert "ConnectError" in disc.informers[0].error
+        assert (heron.metrics.registry.get_sample_value("heron_sd_kubernetes_events_total",
+                                                        {"role": "pod", "event": "failure"}) or 0) >= 2  # retried
         with FakeKubernetes(port=port) as k8s:
             k8s.fail_lists = 1  # the first answer is a 500: retried too
             k8s.put("pods", pod("a", ip="10.0.0.1"))
@@ -390,5 +396,5 @@ async def test_seed_pod_job_in_cluster(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def _job_targets(heron: Any) -> list[str]:
-    manager = next(s for s in heron.services if s.name == "scrape")
+    manager: Any = next(s for s in heron.services if s.name == "scrape")
     return [lp.target.url for c, lp in manager.targets() if c.job_name == "kubernetes-pods"]

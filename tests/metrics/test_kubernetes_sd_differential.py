@@ -240,6 +240,6 @@ async def test_same_targets_as_prometheus(tmp_path: Path) -> None:
 
 
 def heron_digest_ready(heron: Any) -> bool:
-    manager = next(s for s in heron.services if s.name == "scrape")
+    manager: Any = next(s for s in heron.services if s.name == "scrape")
     return all(inf.synced for _, ds in manager.k8s.values() for d in ds for inf in d.informers) \
         and len(manager.k8s) == 8

@@ -244,6 +244,9 @@ _ONE_RESOURCE: dict[str, tuple[str, Callable[[dict[str, Any]], list[roles.Target
     "ingress": ("ingresses", roles.ingress_targets), "node": ("nodes", roles.node_targets)}
 
 
+_EVENTS = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
+
+
 class Gone(Exception):
     """The watch's resourceVersion is too old (410): relist."""
 
@@ -252,8 +255,9 @@ class Informer:
     """One resource in one namespace, kept in `store` by list + watch."""
 
     def __init__(self, api: ApiClient, resource: str, namespace: str, selector: tuple[str, str],
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], on_event: Callable[[str, str], None] | None = None) -> None:
         self.api, self.resource, self.namespace = api, resource, namespace
+        self.on_event = on_event or (lambda role, event: None)  # (role, add|update|delete|failure)
         self.params = {k: v for k, v in (("labelSelector", selector[0]), ("fieldSelector", selector[1])) if v}
         self.on_change = on_change
         self.store: dict[tuple[str, str], dict[str, Any]] = {}
@@ -274,6 +278,7 @@ class Informer:
                 continue
             except Exception as exc:  # API server down, bad answer: retry with backoff
                 msg = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.on_event(_SELECTOR_ROLE[self.resource], "failure")
                 if msg != self.error:
                     log.warning("kubernetes_sd %s %s: %s", self.resource, self.api.base, msg)
                 self.error = msg
@@ -327,6 +332,7 @@ class Informer:
                     self.store.pop(_key(obj), None)
                 else:  # BOOKMARK: only the resourceVersion moves
                     continue
+                self.on_event(_SELECTOR_ROLE[self.resource], _EVENTS[kind])
                 self.on_change()
         return rv
 
@@ -339,8 +345,9 @@ def _key(obj: dict[str, Any]) -> tuple[str, str]:
 class KubernetesDiscovery:
     """The informers of one `kubernetes_sd_config` and the targets their objects make."""
 
-    def __init__(self, sd: KubernetesSD, on_change: Callable[[], None]) -> None:
-        self.sd, self.on_change = sd, on_change
+    def __init__(self, sd: KubernetesSD, on_change: Callable[[], None],
+                 on_event: Callable[[str, str], None] | None = None) -> None:
+        self.sd, self.on_change, self.on_event = sd, on_change, on_event
         self.informers: list[Informer] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.api: ApiClient | None = None
@@ -363,7 +370,7 @@ class KubernetesDiscovery:
             resources.append("nodes")
         for resource in resources:
             for ns in (namespaces or [""]) if resource != "nodes" else [""]:
-                inf = Informer(self.api, resource, ns, self.sd.selector(resource), self.on_change)
+                inf = Informer(self.api, resource, ns, self.sd.selector(resource), self.on_change, self.on_event)
                 self.informers.append(inf)
                 self.tasks.append(asyncio.get_running_loop().create_task(
                     inf.run(), name=f"kubernetes_sd {self.sd.role} {resource} {ns}"))

@@ -82,6 +82,9 @@ class ScrapeManager:
         self.start_time = round(time.time(), 3)
         Gauge("heron_start_time_seconds", "Start time of this Heron instance, Unix seconds.",
               registry=m.registry).set(self.start_time)
+        self.m_k8s_events = Counter("heron_sd_kubernetes_events", "Kubernetes watch events handled, per role "
+                                    "(pod, service, endpoints, ...) and event (add, update, delete, failure "
+                                    "= a failed list or watch).", ["role", "event"], registry=m.registry)
         self.m_lost = Counter("heron_scrape_samples_lost", "Scraped samples not stored, per job and reason.",
                               ["job", "reason"], registry=m.registry)
 
@@ -172,7 +175,9 @@ class ScrapeManager:
                     await d.stop()
         for job, sc in wanted.items():
             if sc.kubernetes_sd and job not in self.k8s:
-                discoveries = [KubernetesDiscovery(sd, self._k8s_dirty.set) for sd in sc.kubernetes_sd]
+                discoveries = [KubernetesDiscovery(sd, self._k8s_dirty.set,
+                                                   lambda role, event: self.m_k8s_events.labels(role, event).inc())
+                               for sd in sc.kubernetes_sd]
                 for d in discoveries:
                     d.start()
                 self.k8s[job] = (sc.kubernetes_sd, discoveries)
