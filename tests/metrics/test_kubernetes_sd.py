@@ -226,6 +226,41 @@ def test_good_config_and_secrets(tmp_path: Path) -> None:
     assert sd.selector("endpoints") == ("x!=y", "") and sd.selector("services") == ("", "")
 
 
+def test_prometheus_yml_paths_and_seed_job_unchanged(tmp_path: Path) -> None:
+    from heron.cli import _merge_prometheus
+
+    promdir = tmp_path / "prom"
+    promdir.mkdir()
+    (promdir / "sa-token").write_text("t0k\n")
+    prom = promdir / "prometheus.yml"
+    jobs = yaml.safe_load(SEED_JOB)["scrape_configs"]
+    jobs.append({"job_name": "remote", "kubernetes_sd_configs": [
+        {"role": "node", "api_server": "https://k8s:6443", "bearer_token_file": "sa-token",
+         "tls_config": {"ca_file": "ca.crt"}}]})
+    prom.write_text(yaml.safe_dump({"global": {"scrape_interval": "15s"}, "scrape_configs": jobs}))
+    (tmp_path / "heron.yml").write_text("self_scrape: false\n")
+    seed, remote = parse_scrape_configs(_merge_prometheus(load_config(tmp_path / "heron.yml", environ={}), str(prom)))
+    assert seed.kubernetes_sd[0].role == "pod" and seed.kubernetes_sd[0].api_server is None
+    assert len(seed.relabel) == 6 and seed.scrape_interval == 15
+    assert remote.kubernetes_sd[0].authorization == ("Bearer", "t0k")
+    assert dict(remote.kubernetes_sd[0].tls)["ca_file"] == str(promdir.resolve() / "ca.crt")
+
+
+def test_discovery_drops_empty_labels_adds_default_port_and_shows_last_duplicate() -> None:
+    from heron.metrics.discovery import FileSDState, build_targets
+    from heron.metrics.scrape_config import ScrapeConfig
+
+    sc = ScrapeConfig(job_name="j", scheme="https")
+    found = [((("10.0.0.1",), {}), {M + "pod_container_name": "a", M + "pod_container_port_name": ""}),
+             ((("10.0.0.1:443",), {}), {M + "pod_container_name": "b"}),
+             ((("[fd00::1]",), {}), {}), ((("fd00::2",), {}), {})]
+    active, dropped = build_targets(sc, FileSDState(), found)
+    assert [t.labels["instance"] for t in active] == ["10.0.0.1:443", "[fd00::1]:443", "fd00::2"]
+    # Both first targets become 10.0.0.1:443: one target, showing the last one's discovered labels.
+    assert active[0].discovered[M + "pod_container_name"] == "b" and dropped == []
+    assert all("" not in t.discovered.values() for t in active)
+
+
 # --- list + watch against the fake API server ------------------------------------------------------
 
 def _job(api: str, **sd: Any) -> dict[str, Any]:
