@@ -41,7 +41,7 @@ WATCH_SECONDS = 300
 _KNOWN = {"role", "api_server", "kubeconfig_file", "namespaces", "selectors", "attach_metadata",
           "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config", "proxy_url",
           "follow_redirects", "enable_http2", "oauth2", "no_proxy", "proxy_from_environment",
-          "proxy_connect_header", "preferred_node_address_types"}
+          "proxy_connect_header"}
 _ALLOWED_SELECTORS = {"pod": ("pod",), "service": ("service",), "endpoints": ("pod", "service", "endpoints"),
                       "endpointslice": ("pod", "service", "endpointslice"), "ingress": ("ingress",),
                       "node": ("node",)}
@@ -74,6 +74,7 @@ class KubernetesSD:
     authorization: tuple[str, str] | None = None
     tls: tuple[tuple[str, Any], ...] = ()
     proxy_url: str | None = None
+    proxy_from_environment: bool = False
     follow_redirects: bool = True
 
     def selector(self, resource: str) -> tuple[str, str]:
@@ -156,7 +157,11 @@ def parse_kubernetes_sd(items: Any, where: str, err: Err, secret: Secret,
             pp = urlsplit(str(proxy))
             if pp.scheme not in ("http", "https", "socks5") or not pp.hostname:
                 raise err(f"{at}.proxy_url", "invalid proxy_url: want http://, https:// or socks5://host:port")
-        custom = basic or auth or tls or proxy or raw.get("follow_redirects") is False
+            if raw.get("proxy_from_environment"):
+                raise err(f"{at}.proxy_from_environment", "if proxy_from_environment is configured, "
+                                                          "proxy_url must not be configured")
+        custom = basic or auth or tls or proxy or raw.get("follow_redirects") is False \
+            or raw.get("proxy_from_environment")
         if api is None and custom:
             raise err(f"{at}.api_server", "to use custom HTTP client configuration please provide the "
                                           "'api_server' URL explicitly")
@@ -195,6 +200,7 @@ def parse_kubernetes_sd(items: Any, where: str, err: Err, secret: Secret,
             role=role, api_server=api, namespaces=tuple(str(n) for n in ns.get("names") or []), own_namespace=own,
             selectors=tuple(selectors), attach_node=bool(attach.get("node", False)), basic_auth=basic,
             authorization=auth, tls=tuple(sorted(tls.items())), proxy_url=str(proxy) if proxy else None,
+            proxy_from_environment=bool(raw.get("proxy_from_environment", False)),
             follow_redirects=bool(raw.get("follow_redirects", True))))
     return tuple(out)
 
@@ -219,7 +225,8 @@ class ApiClient:
             self.token_file = f"{SA_DIR}/token"
             verify = tls_context({"ca_file": f"{SA_DIR}/ca.crt"})
         auth = httpx.BasicAuth(*sd.basic_auth) if sd.basic_auth else None
-        self.http = httpx.AsyncClient(verify=verify, proxy=sd.proxy_url, trust_env=False, auth=auth,
+        self.http = httpx.AsyncClient(verify=verify, proxy=sd.proxy_url, trust_env=sd.proxy_from_environment,
+                                      auth=auth,
                                       follow_redirects=sd.follow_redirects,
                                       headers={"Accept": "application/json", "User-Agent": "Heron"},
                                       timeout=httpx.Timeout(10.0, read=None))
