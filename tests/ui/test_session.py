@@ -36,7 +36,7 @@ async def test_pages_redirect_to_login_and_login_works(heron: Heron) -> None:
         r = await _login(c, next_="/explore")
         assert r.status_code == 303 and r.headers["location"] == "/explore"
         page = await c.get("/explore")
-        assert page.status_code == 200 and "/static/vendor/promql-editor.min.js" in page.text
+        assert page.status_code == 200 and "/vendor/promql-editor.min.js" in page.text
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert page.headers["x-frame-options"] == "DENY"
 

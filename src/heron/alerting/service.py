@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from heron.alerting.config import AlertmanagerConfig, from_heron, parse_config
 from heron.alerting.dispatch import AggrGroup, Dispatcher
+from heron.alerting.history import History
 from heron.alerting.inhibit import Inhibitor
 from heron.alerting.matchers import LABEL_NAME
 from heron.alerting.model import Alert, parse_time
@@ -97,6 +98,7 @@ class Alerting:
         self.store = AlertStore()
         self.silences = Silences(control)
         self.nflog = NotificationLog(control)
+        self.history = History(control)  # every send, for the UI (the nflog keeps the latest)
         self.started_at = time.time()
         self._apply(config)
         self._task: asyncio.Task[None] | None = None

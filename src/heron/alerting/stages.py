@@ -80,6 +80,8 @@ async def _integration(am: Alerting, group: AggrGroup, rt: IntegrationRuntime, a
             am.metrics.dropped.labels(rt.kind).inc()
             log.error("notify %s: queue full (%d pending), notification for group %s dropped", rt.key,
                       rt.waiting, group.key)
+            await am.history.record_async(rt.key, rt.kind, am.notification(route.receiver, group, sent, now),
+                                          "dropped", 0, 0.0, f"queue full ({rt.waiting} pending)")
             return False
         notification = am.notification(route.receiver, group, sent, now)
         deadline = time.monotonic() + max(route.group_interval, 1.0)
@@ -101,7 +103,7 @@ async def _send_with_retry(am: Alerting, rt: IntegrationRuntime, n: Notification
     finally:
         rt.waiting -= 1
     try:
-        attempt, delay = 0, BACKOFF_INITIAL
+        attempt, delay, first = 0, BACKOFF_INITIAL, time.monotonic()
         while True:
             attempt += 1
             am.metrics.requests.labels(rt.kind).inc()
@@ -115,6 +117,8 @@ async def _send_with_retry(am: Alerting, rt: IntegrationRuntime, n: Notification
                     am.metrics.failed.labels(rt.kind).inc()
                     log.error("notify %s for group %s failed after %d attempt(s): %s", rt.key,
                               n.group_key, attempt, exc)
+                    await am.history.record_async(rt.key, rt.kind, n, "failed", attempt, time.monotonic() - first,
+                                                  str(exc))
                     return False
                 log.warning("notify %s attempt %d failed, retrying in %.1fs: %s", rt.key, attempt, wait, exc)
                 await asyncio.sleep(wait)
@@ -123,9 +127,12 @@ async def _send_with_retry(am: Alerting, rt: IntegrationRuntime, n: Notification
             except Exception as exc:  # a bug in a notifier must not kill the group
                 am.metrics.failed.labels(rt.kind).inc()
                 log.exception("notify %s crashed: %s", rt.key, exc)
+                await am.history.record_async(rt.key, rt.kind, n, "failed", attempt, time.monotonic() - first,
+                                              f"{type(exc).__name__}: {exc}")
                 return False
             am.metrics.latency.labels(rt.kind).observe(time.monotonic() - started)
             am.metrics.sent.labels(rt.kind).inc()
+            await am.history.record_async(rt.key, rt.kind, n, "sent", attempt, time.monotonic() - first)
             return True
     finally:
         rt.queue.release()

@@ -23,10 +23,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from heron.alerting import history
 from heron.api import heron_of, requires
 from heron.auth import API
 from heron.exceptions import BadRequest
 from heron.ui import logsearch, session, tracesearch
+from heron.ui.assets import Assets
 from heron.ui.grafana import DashboardError, panel_count, parse
 from heron.ui.markdown import MAX_CHARS as MAX_MARKDOWN
 from heron.ui.markdown import render_tree
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("heron.ui")
 UI_DIR = Path(__file__).resolve().parents[1] / "ui"
 templates = Jinja2Templates(directory=str(UI_DIR / "templates"))
+ASSETS = Assets(UI_DIR / "static")  # pages load `{{ assets }}/js/...`: content-hashed, cached for a year
+templates.env.globals["assets"] = ASSETS.prefix
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 SECURITY_HEADERS = {
     # No inline scripts, nothing from other origins: injected markup cannot run.
@@ -305,18 +309,28 @@ async def tokens_revoke(request: Request) -> Response:
 
 @requires(API, reply="json")
 async def notifications(request: Request) -> Response:
-    """Notification history: the alerting notification log's latest entry per receiver and group."""
-    control = heron_of(request).control
-    if not control.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'am_nflog'"):
+    """Notification history: every notification sent, failed or dropped, newest first, paginated
+    by id (`before` = the previous page's `next`); filters: receiver, integration, outcome."""
+    control, q = heron_of(request).control, request.query_params
+    if not control.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'am_notification_history'"):
         return JSONResponse({"error": "alerting is not part of this Heron build"}, 404)
-    rows = control.query("SELECT receiver, group_key, firing, resolved, ts FROM am_nflog ORDER BY ts DESC LIMIT 200")
-    return JSONResponse([{"receiver": r["receiver"], "group_key": r["group_key"], "ts": r["ts"],
-                          "firing": len(json.loads(r["firing"] or "[]")),
-                          "resolved": len(json.loads(r["resolved"] or "[]"))} for r in rows])
+    try:
+        limit = _int(request, "limit", 50)
+        before = _int(request, "before", 0) or None
+    except BadRequest as exc:
+        return JSONResponse({"error": str(exc)}, 400)
+    if not 1 <= limit <= 500:
+        return JSONResponse({"error": "limit: between 1 and 500"}, 400)
+    outcome = q.get("outcome", "")
+    if outcome and outcome not in history.OUTCOMES:
+        return JSONResponse({"error": f"outcome: one of {', '.join(history.OUTCOMES)}"}, 400)
+    data = await asyncio.get_running_loop().run_in_executor(None, lambda: history.page(
+        control, limit, before, q.get("receiver", ""), outcome, q.get("integration", "")))
+    return JSONResponse(data)
 
 
 class _Static(StaticFiles):
-    """Static files with a short cache (assets are small; a restart may ship new ones)."""
+    """The same files at stable URLs (links from outside), with a short cache; pages use ASSETS."""
 
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         resp = super().file_response(*args, **kwargs)
@@ -366,6 +380,7 @@ def routes(heron: Heron) -> list[BaseRoute]:
         Route("/api/dashboards/uid/{uid}", grafana_get, methods=["GET"]),
         Route("/api/dashboards/uid/{uid}", dashboard_delete, methods=["DELETE"]),
         Route("/api/search", grafana_search, methods=["GET"]),
+        Route("/assets/{version}/{path:path}", ASSETS.endpoint, methods=["GET", "HEAD"]),
         Mount("/static", app=_Static(directory=str(UI_DIR / "static")), name="static"),
     ]
     return out

@@ -185,6 +185,26 @@ MIGRATIONS: list[ControlMigration] = [
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS error_seen_events_seen ON error_seen_events (seen);
     """),
+    ControlMigration("0013_alerting_notification_history", """
+        -- every notification that ended (sent, failed, dropped): heron.alerting.history, bounded
+        CREATE TABLE IF NOT EXISTS am_notification_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            receiver TEXT NOT NULL,
+            integration TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            firing INTEGER NOT NULL,
+            resolved INTEGER NOT NULL,
+            alerts TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            duration_ms REAL NOT NULL,
+            error TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX IF NOT EXISTS am_notification_history_receiver ON am_notification_history (receiver, id);
+    """),
 ]
 
 

@@ -9,11 +9,13 @@ Files are applied at every start and on reload (the file wins, as in Grafana pro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heron.exceptions import ConfigError
+from heron.ui import warmup
 from heron.ui.builtin import builtin_dashboards
 from heron.ui.grafana import DashboardError, parse
 from heron.ui.store import DashboardStore
@@ -98,6 +100,7 @@ class Provisioner:
         self.heron = heron
         self.store = DashboardStore(heron.control)
         self.files = validate(heron.config)
+        self._warm: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         created = provision_builtins(self.store)
@@ -105,12 +108,15 @@ class Provisioner:
             log.info("provisioned built-in dashboards: %s", ", ".join(created))
         provision_files(self.store, self.files)
         self.heron.reload_hooks.append(self._reload)
+        self._warm = warmup.start(self.heron)
 
     async def _reload(self, config: HeronConfig) -> None:
         self.files = validate(config)
         provision_files(self.store, self.files)
 
     async def stop(self) -> None:
+        if self._warm is not None and not self._warm.done():
+            self._warm.cancel()
         if self._reload in self.heron.reload_hooks:
             self.heron.reload_hooks.remove(self._reload)
 

@@ -389,6 +389,11 @@ def test_alerts_page_rules_states_and_notification_history(tab: Tab, ui_env: Env
     history = tab.page.locator("#history-list")  # type: ignore[attr-defined]
     history.locator("tr", has_text="hook").first.wait_for()
     assert "AlwaysFiring" in history.inner_text()
+    row = history.locator("tr.history-row[data-outcome=sent]").first
+    assert "webhook" in row.inner_text() and row.locator(".badge.ok").inner_text() == "sent"
+    tab.page.select_option("#history-outcome", "failed")  # type: ignore[attr-defined]
+    history.locator(".state.empty").wait_for()  # nothing failed: the filter empties the list
+    assert history.locator("tr.history-row").count() == 0
     assert tab.problems(missing(ui_env)) == []
 
 

@@ -75,15 +75,50 @@ async function rules() {
   }
 }
 
-async function history() {
+// Notification history: every notification sent, failed or dropped (newest first), with
+// receiver and outcome filters and id-cursor pages ("Older").
+const OUTCOME_BADGE = {sent: 'ok', failed: 'bad', dropped: 'warn'};
+const hist = {receiver: '', outcome: '', pages: []};
+
+async function history(before = null) {
   const box = $('#history-list');
-  const r = await api('/api/heron/notifications');
+  const q = new URLSearchParams({limit: '50'});
+  if (hist.receiver) q.set('receiver', hist.receiver);
+  if (hist.outcome) q.set('outcome', hist.outcome);
+  if (before) q.set('before', String(before));
+  const r = await api('/api/heron/notifications?' + q);
   if (!r.ok) { showFailure(box, r, 'Notification history'); return; }
   clear(box);
-  if (!r.data.length) { box.append(stateBox('empty', 'No notifications sent yet.')); return; }
-  box.append(table(['When', 'Receiver', 'Group', 'Firing', 'Resolved'], r.data.map((n) => h('tr', {},
-    h('td', {class: 'muted'}, ago(n.ts)), h('td', {}, n.receiver), h('td', {class: 'mono'}, n.group_key),
-    h('td', {class: 'num'}, String(n.firing)), h('td', {class: 'num'}, String(n.resolved))))));
+  const receiver = h('select', {id: 'history-receiver'}, h('option', {value: ''}, 'All receivers'),
+    ...r.data.receivers.map((name) => h('option', {value: name, selected: name === hist.receiver}, name)));
+  const outcome = h('select', {id: 'history-outcome'}, h('option', {value: ''}, 'Any outcome'),
+    ...['sent', 'failed', 'dropped'].map((o) => h('option', {value: o, selected: o === hist.outcome}, o)));
+  const refilter = () => { hist.receiver = receiver.value; hist.outcome = outcome.value; hist.pages = []; history(); };
+  receiver.addEventListener('change', refilter);
+  outcome.addEventListener('change', refilter);
+  box.append(h('div', {class: 'controls'}, h('label', {}, 'Receiver ', receiver), h('label', {}, 'Outcome ', outcome)));
+  if (!r.data.items.length) {
+    box.append(stateBox('empty', hist.receiver || hist.outcome ? 'No notification matches.' : 'No notifications sent yet.'));
+    return;
+  }
+  box.append(table(['When', 'Receiver', 'Integration', 'Outcome', 'Alerts', 'Attempts', 'Error'],
+    r.data.items.map((n) => h('tr', {class: 'history-row', 'data-outcome': n.outcome},
+      h('td', {class: 'muted', title: new Date(n.ts * 1000).toISOString()}, ago(n.ts)),
+      h('td', {}, n.receiver),
+      h('td', {class: 'mono'}, n.integration),
+      h('td', {}, h('span', {class: 'badge ' + (OUTCOME_BADGE[n.outcome] || 'unknown')}, n.outcome)),
+      h('td', {title: n.group_key}, h('span', {class: 'badge ' + (n.status === 'resolved' ? 'resolved' : 'firing')}, n.status),
+        ' ' + n.alerts.join(', ') + ` (${n.firing} firing, ${n.resolved} resolved)`),
+      h('td', {class: 'num', title: fmtDuration(n.duration_ms / 1000)}, String(n.attempts)),
+      h('td', {class: 'error'}, n.error)))));
+  const nav = h('div', {class: 'controls'});
+  if (hist.pages.length) {
+    nav.append(h('button', {class: 'btn ghost', id: 'history-newer', on: {click: () => { hist.pages.pop(); history(hist.pages[hist.pages.length - 1] || null); }}}, 'Newer'));
+  }
+  if (r.data.next) {
+    nav.append(h('button', {class: 'btn ghost', id: 'history-older', on: {click: () => { hist.pages.push(r.data.next); history(r.data.next); }}}, 'Older'));
+  }
+  box.append(nav);
 }
 
 active(); rules(); history();
