@@ -10,7 +10,7 @@ round 1 creates the series, later rounds append to known ones. Printed: samples/
 Prometheus runs with --web.enable-remote-write-receiver; Heron is a real `heron up` process. Both
 run at once; rounds alternate between them, with `--settle` seconds of quiet before each.
 `--decode-workers 0 1` runs one Heron per value (HERON_DECODE_WORKERS: decoding in that many
-worker processes; 0 = in a thread), all side by side with the same Prometheus.
+worker processes; 0 = in a thread; -1 = on the event loop), all side by side with the same Prometheus.
 """
 
 from __future__ import annotations
@@ -133,11 +133,11 @@ def main() -> None:
                     help="one Heron per value: remote-write decoding in N worker processes (0: a thread)")
     args = ap.parse_args()
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
-    print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round,"
-          " less its idle CPU over that time) per 10k samples; cpu ratio = prometheus cpu / heron cpu"
-          " (> 1: Heron spends less)")
+    print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round)"
+          " per 10k samples; net: the same less the receiver's idle CPU over that time;"
+          " cpu ratio = prometheus cpu / heron cpu (> 1: Heron spends less)")
     print(f"{'series':>8} {'round':>6} {'heron':>8} {'heron samples/s':>16} {'prometheus samples/s':>21} "
-          f"{'ratio':>6} {'heron cpu':>10} {'prom cpu':>9} {'cpu ratio':>10} {'load1':>6}")
+          f"{'ratio':>6} {'heron cpu':>10} {'prom cpu':>9} {'cpu ratio':>10} {'heron net':>10} {'load1':>6}")
     for n in args.series:
         now = int(time.time() * 1000) - 3_600_000
         rounds = [payloads(n, args.batch, now + r * 15_000) for r in range(args.rounds)]
@@ -182,11 +182,15 @@ def main() -> None:
         tp = n * args.rounds / sum(results["prometheus"])
 
         def per10k(name: str, r: int | None, cpu: dict[str, list[float]] = cpu, n: int = n,
-                   cpu_at: dict[str, list[float]] = cpu_at, idle: dict[str, float] = idle) -> float:
-            """CPU ms per 10k samples in round r (None: all rounds), less the receiver's idle CPU
-            over the same time (its background timers: ~10 ms/s for Heron's chDB threads)."""
+                   cpu_at: dict[str, list[float]] = cpu_at, idle: dict[str, float] = idle,
+                   net: bool = False) -> float:
+            """CPU ms per 10k samples in round r (None: all rounds); with `net`, less the receiver's
+            idle CPU over the same time (Heron's chDB threads use ~10-20 ms/s idle, which
+            dominates the 10k-series rounds; idle varies, so small net figures are noisy)."""
             a, b = (0, -1) if r is None else (r, r + 1)
-            used = cpu[name][b] - cpu[name][a] - idle[name] / 1000 * (cpu_at[name][b] - cpu_at[name][a])
+            used = cpu[name][b] - cpu[name][a]
+            if net:
+                used -= idle[name] / 1000 * (cpu_at[name][b] - cpu_at[name][a])
             return used * 1000 / (n * (args.rounds if r is None else 1) / 10_000)
 
         print(f"{n:>8} idle cpu ms/s: " + ", ".join(f"{name} {v:.0f}" for name, v in idle.items()))
@@ -195,11 +199,11 @@ def main() -> None:
                 h, p = n / results[name][r], n / results["prometheus"][r]
                 hc, pc = per10k(name, r), per10k("prometheus", r)
                 print(f"{n:>8} {r + 1:>6} {name:>8} {h:>16,.0f} {p:>21,.0f} {h / p:>6.2f} {hc:>10.0f} {pc:>9.0f} "
-                      f"{pc / hc:>10.2f} {loads[r]:>6}")
+                      f"{pc / hc:>10.2f} {per10k(name, r, net=True):>10.0f} {loads[r]:>6}")
             th = n * args.rounds / sum(results[name])
             hc, pc = per10k(name, None), per10k("prometheus", None)
             print(f"{n:>8} {'all':>6} {name:>8} {th:>16,.0f} {tp:>21,.0f} {th / tp:>6.2f} {hc:>10.0f} {pc:>9.0f} "
-                  f"{pc / hc:>10.2f}")
+                  f"{pc / hc:>10.2f} {per10k(name, None, net=True):>10.0f}")
 
 
 if __name__ == "__main__":

@@ -64,9 +64,17 @@ def shutdown() -> None:
             _pool = None
 
 
+def inline() -> bool:
+    """HERON_DECODE_WORKERS=-1: decode on the event loop itself (measured by
+    bench/remote_write.py --decode-workers 0 -1; no thread hand-offs, but the loop waits)."""
+    return os.environ.get("HERON_DECODE_WORKERS", "").strip() == "-1"
+
+
 async def decode_async(body: bytes, encoding: str, proto: str) -> DecodedWrite:
     """Decode off the event loop: in a worker process when enabled and the body is large, else
     in a thread."""
+    if inline():
+        return decode(body, encoding, proto)
     loop = asyncio.get_running_loop()
     n = workers()
     if n and len(body) >= MIN_BODY:
