@@ -144,6 +144,8 @@ def main() -> None:
                         timed(client, url, params, hdr)  # warm-up
                         res[name] = [timed(client, url, params, hdr) for _ in range(args.rounds)]
                     rows.append((step, q, res))
+                    print(f"  step {step}: " + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in res.items())
+                          + f"  {q[:70]}  (load {Path('/proc/loadavg').read_text().split()[0]})", flush=True)
         heron_rss = rss_kb(heron.proc.pid) if heron.proc else 0
         prom_rss = prom.rss_kb() if prom else 0
         sql_rss = rss_kb(sql.proc.pid) if sql and sql.proc else 0
