@@ -60,17 +60,18 @@ async def test_count_failure_after_insert_retries_idempotently(heron: Heron, cli
     assert (issue["times_seen"], issue["user_count"]) == (5, 2)
 
 
-async def test_batch_in_pieces_on_workers_stores_and_counts_once(heron: Heron) -> None:
+async def test_batch_in_pieces_on_workers_stores_and_counts_once(heron: Heron, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch bigger than a piece is digested by worker processes piece by piece and stored as
     the pieces come back; a resend in a later piece is still dropped. When counting fails after
     every piece was stored, the retried batch re-inserts nothing (per-piece tokens) and counts
     once; handed over once more (a replay), it changes nothing."""
-    from heron.errors.process import PIECE
     from heron.errors.queue import SCHEMA
 
+    PIECE = 150
+    monkeypatch.setattr("heron.errors.process.PIECE", PIECE)
     pid, _ = new_project(heron)
     et = tracking(heron)
-    et.processor.workers = 1
+    et.processor.workers = 2
     n = 2 * PIECE + 50
     events = [exc_event(etype=f"E{i % 3}", user=f"u{i % 4}") for i in range(n)]
     for i in range(PIECE + 10, PIECE + 20):  # resends of piece 0's events, in piece 1
