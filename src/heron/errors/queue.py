@@ -99,14 +99,13 @@ class EnvelopeQueue:
             self.pipeline.flush(drain)
         except TimeoutError:
             log.warning("envelope queue: %d envelopes left for the next start", self.backlog)
-        self.pipeline._simulate_crash()  # stop both threads now; WAL and checkpoint stay as they are
-        if not any(t.is_alive() for t in self.pipeline._threads):
+        if self.pipeline.stop():  # stop now; what is left stays in the WAL for the next start
             self.pipeline.storage.close()  # the processor: its worker processes
 
     @property
     def backlog(self) -> int:
         """Records acknowledged and not yet processed."""
-        return int(self.metrics.registry.get_sample_value("heron_pipeline_queue_rows") or 0)
+        return self.pipeline.backlog_rows
 
     @property
     def backlog_bytes(self) -> int:

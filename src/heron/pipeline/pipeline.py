@@ -125,14 +125,28 @@ class Pipeline:
             t.join(timeout)
         self.wal.close()
 
-    def _simulate_crash(self) -> None:
-        """Tests: stop both threads at once, leaving WAL and checkpoint as a kill -9 would."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop now, without draining: refuse new writes and stop both threads after the write
+        and the batch in progress. What is queued stays in the WAL (the checkpoint as it is) and
+        is replayed at the next start, as after a kill -9. True once both threads are gone
+        (False: the batch in progress outlasted `timeout`; it finishes on its own)."""
         with self._cond:
             self._crashed = self._closing = True
             self._cond.notify_all()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(10)
+            t.join(max(0.0, deadline - time.monotonic()))
         self.wal.close()
+        return not any(t.is_alive() for t in self._threads)
+
+    def _simulate_crash(self) -> None:
+        """Tests: stop both threads at once, leaving WAL and checkpoint as a kill -9 would."""
+        self.stop()
+
+    @property
+    def backlog_rows(self) -> int:
+        """Rows accepted (submitted or durable) and not yet in storage."""
+        return self._queued_rows
 
     # ---- submitting ------------------------------------------------------------------------
     def submit_nowait(self, tables: dict[str, pa.Table], signal: str) -> concurrent.futures.Future[int]:
