@@ -10,9 +10,7 @@ dashboards API and opened in Debian's Chromium at 1600×1000; the time is measur
 navigation start to the moment the page reports every panel drawn (window.heronDashboard.drawnAt).
 
 Runs, in this order, each a full page navigation:
-- cold, --cold times: the first load after a start (Heron restarted on the same data, a new
-  browser context with an empty cache, logged in; 2 s after Heron is ready, which its start-up
-  warm-up needs: heron.ui.warmup), each on a range of its own;
+- initial: the first load after start, not counted (its requests are the ones replayed below);
 - warm, new range: --runs loads, each with the range moved back by 2 min (a range never asked
   before, so every panel query is evaluated by the engine; browser and server processes warm);
 - warm, same range: --runs reloads of one range asked just before: the panel queries are answered
@@ -21,6 +19,9 @@ Runs, in this order, each a full page navigation:
   times 11 s apart (past the 10 s TTL of recent ranges): each panel query reuses the steps of the
   previous reply older than 5 min and evaluates the rest (heron.ui.extents), like an auto-refresh.
   The bench data ends when it was generated, so the newest minutes of that range hold no samples.
+- cold, --cold times, last: the first load after a start (Heron restarted on the same data, a
+  new browser context with an empty cache, logged in; 2 s after Heron is ready, which its
+  start-up warm-up needs: heron.ui.warmup), each on a range of its own, older than the others.
 
 Peer: Grafana is not installable here, so the side-by-side is the data path: the exact query
 requests the page sent (same expr, range, step) replayed 6 at a time, as Chromium does, against
@@ -117,11 +118,13 @@ def browser_runs(heron: HeronProcess, runs: int, colds: int, start: float, end: 
         browser = launch(p)
         tags: list[str] = []
         page = None
-        # cold: Heron restarted (its warm-up done) and a new browser context (empty cache) each time
-        plan = [("cold", -k) for k in range(colds)] + [("new", k) for k in range(1, runs + 1)] + \
-            [("same", runs)] * runs + [("prime", 0)] + [("refresh", 0)] * runs
+        # "initial": the first load (not counted, it is a cold one), on the latest range (a later start
+        # than every "new" range, so Heron's extents cannot serve those). cold, last: Heron
+        # restarted (its warm-up done) and a new browser context (empty cache) each time.
+        plan = [("initial", 0)] + [("new", k) for k in range(1, runs + 1)] + [("same", runs)] * runs + \
+            [("prime", 0)] + [("refresh", 0)] * runs + [("cold", runs + 1 + k) for k in range(colds)]
         for kind, shift in plan:
-            if kind == "cold":
+            if kind in ("cold", "initial"):
                 if page is not None:
                     page.context.close()
                     heron.stop()
@@ -150,7 +153,7 @@ def browser_runs(heron: HeronProcess, runs: int, colds: int, start: float, end: 
                 out["first"].append(page.evaluate(FIRST_QUERY) / 1000)
                 out[f"cpu_{kind}"].append(cpu1[0] - cpu0[0])
                 out[f"flt_{kind}"].append(cpu1[1] - cpu0[1])
-            if kind == "cold" and not out["queries"]:
+            if kind == "initial":
                 out["queries"] = page.evaluate(QUERIES)
                 out["states"] = page.locator("[data-panel]").evaluate_all("els => els.map(e => e.dataset.state)")
             print(f"  browser {kind:>7} run: {t:.3f} s  heron CPU {cpu1[0] - cpu0[0]:.2f} s, {cpu1[1] - cpu0[1]} "

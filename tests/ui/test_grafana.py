@@ -101,3 +101,21 @@ def test_singlestat_migrates_reducer_sparkline_thresholds_and_maps() -> None:
                              {"type": "range", "options": {"from": 2.0, "to": 10.0, "result": {"text": "many"}}}]
     assert gauge["type"] == "gauge" and gauge["options"]["reduceOptions"] == {"calcs": ["lastNotNull"]}
     assert gauge["fieldConfig"]["defaults"]["max"] == 100
+
+
+def test_piechart_and_heatmap_are_supported_and_old_shapes_convert() -> None:
+    model = normalize({"title": "Dist", "panels": [
+        {"type": "grafana-piechart-panel", "title": "Old pie", "valueName": "total", "pieType": "donut",
+         "format": "bytes", "targets": [{"expr": "sum by (job) (x)"}]},
+        {"type": "piechart", "title": "New pie", "options": {"pieType": "pie"}, "targets": [{"expr": "y"}]},
+        {"type": "heatmap", "title": "Old heatmap", "color": {"colorScheme": "interpolateBlues"},
+         "targets": [{"expr": "sum by (le) (rate(h_bucket[5m]))", "format": "heatmap"}]},
+        {"type": "heatmap", "title": "New heatmap", "options": {"color": {"scheme": "Greens"}}, "targets": [{"expr": "z"}]},
+    ]})
+    old, new, old_hm, new_hm = model["panels"]
+    assert not any(p.get("heronUnsupported") for p in model["panels"])
+    assert old["type"] == "piechart" and old["options"] == {"reduceOptions": {"calcs": ["sum"]}, "pieType": "donut"}
+    assert old["fieldConfig"]["defaults"]["unit"] == "bytes"
+    assert new["options"] == {"pieType": "pie"}
+    assert old_hm["options"] == {"color": {"scheme": "Blues"}}
+    assert new_hm["options"] == {"color": {"scheme": "Greens"}}

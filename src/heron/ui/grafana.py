@@ -16,7 +16,7 @@ from typing import Any
 
 from heron.exceptions import HeronError
 
-SUPPORTED_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table", "text", "row"}
+SUPPORTED_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table", "text", "piechart", "heatmap", "row"}
 RENAMED_PANELS = {"graph": "timeseries", "singlestat": "stat", "grafana-singlestat-panel": "stat",
                   "table-old": "table", "grafana-piechart-panel": "piechart"}
 VARIABLE_TYPES = {"query", "custom", "interval", "constant", "textbox", "datasource"}
@@ -126,6 +126,29 @@ SINGLESTAT_CALCS = {"avg": "mean", "current": "lastNotNull", "max": "max", "min"
                     "first": "firstNotNull", "delta": "diff", "diff": "diff", "range": "range"}
 
 
+def _old_piechart(panel: dict[str, Any]) -> None:
+    """grafana-piechart-panel (Grafana < 8): `valueName` and `pieType` become the new options."""
+    options = panel.setdefault("options", {})
+    if not isinstance(options, dict):
+        panel["options"] = options = {}
+    calc = SINGLESTAT_CALCS.get(str(panel.get("valueName", "")))
+    if calc:
+        options.setdefault("reduceOptions", {"calcs": [calc]})
+    if panel.get("pieType") in ("pie", "donut"):
+        options.setdefault("pieType", panel["pieType"])
+    if isinstance(panel.get("format"), str):
+        panel.setdefault("fieldConfig", {}).setdefault("defaults", {}).setdefault("unit", panel["format"])
+
+
+def _old_heatmap(panel: dict[str, Any]) -> None:
+    """The legacy heatmap's `color.colorScheme` ("interpolateOranges") becomes options.color.scheme."""
+    legacy = panel.get("color")
+    options = panel.get("options")
+    if isinstance(legacy, dict) and isinstance(legacy.get("colorScheme"), str) and not isinstance(options, dict):
+        scheme = legacy["colorScheme"].removeprefix("interpolate")
+        panel["options"] = {"color": {"scheme": scheme}}
+
+
 def _singlestat(panel: dict[str, Any]) -> str:
     """Grafana's own singlestat migration, the simple parts: reducer (valueName), sparkline,
     colouring, thresholds + colors, value and range maps, and `gauge.show` → a gauge panel."""
@@ -184,7 +207,11 @@ def _panel(panel: dict[str, Any], where: str) -> dict[str, Any]:
             panel.setdefault("fieldConfig", {}).setdefault("defaults", {}).setdefault("unit", panel["format"])
         if kind == "stat":
             kind = _singlestat(panel)
+        if kind == "piechart":
+            _old_piechart(panel)
     panel["type"] = kind
+    if kind == "heatmap":
+        _old_heatmap(panel)
     if kind not in SUPPORTED_PANELS:
         panel["heronUnsupported"] = f"panel type '{kind}' is not supported by Heron yet"
     title = panel.get("title", "")

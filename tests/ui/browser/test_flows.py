@@ -139,13 +139,14 @@ def test_resolve_an_issue(tab: Tab, ui_env: Env) -> None:
 
 def _canvas_drawn(tab: Tab, selector: str) -> bool:
     """True when the canvas has non-background pixels (a chart was drawn, not just a blank)."""
-    return bool(tab.page.evaluate("""(sel) => {
+    page: Any = tab.page
+    return bool(page.evaluate("""(sel) => {
         const c = document.querySelector(sel + ' canvas');
         if (!c || !c.width) return false;
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
         return n > 200;
-    }""", selector))  # type: ignore[attr-defined]
+    }""", selector))
 
 
 def test_import_grafana_dashboard_and_see_panels_draw(tab: Tab, ui_env: Env) -> None:
@@ -164,7 +165,7 @@ def test_import_grafana_dashboard_and_see_panels_draw(tab: Tab, ui_env: Env) -> 
                       panels.evaluate_all("els => els.map(e => e.dataset.state)"), strict=False))
     assert states["nodeGraph"] == "unsupported"
     assert "Unsupported panel" in tab.page.inner_text('[data-type="nodeGraph"]')  # type: ignore[attr-defined]
-    assert tab.page.locator('[data-type="table"]').count() == 0  # inside the collapsed row  # type: ignore[attr-defined]
+    assert tab.page.locator('[data-type="table"]').count() == 0  # type: ignore[attr-defined]  # in the collapsed row
     if ui_env.has("/api/v1/query_range"):
         assert states["timeseries"] == "done" and states["stat"] == "done"
         assert _canvas_drawn(tab, '[data-panel="0"]') and _canvas_drawn(tab, '[data-panel="1"]')

@@ -9,7 +9,7 @@ import {rangePicker} from './timepicker.js';
 const {uid, model: embedded} = pageData();
 const params = new URLSearchParams(location.search);
 const REFRESH = ['', '5s', '10s', '30s', '1m', '5m', '15m', '1h'];
-const SUPPORTED = new Set(['timeseries', 'stat', 'gauge', 'bargauge', 'table', 'text', 'row']);
+const SUPPORTED = new Set(['timeseries', 'stat', 'gauge', 'bargauge', 'table', 'text', 'piechart', 'heatmap', 'row']);
 let model = null;
 let vars = [];
 let refreshTimer = null;

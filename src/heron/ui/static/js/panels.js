@@ -3,6 +3,7 @@
 import {h, clear, api, sharedQuery, sharedRange, fmtValue, seriesName, labelPills, table, stateBox} from './lib.js';
 import {drawTimeSeries, color} from './chart.js';
 import {interpolate} from './variables.js';
+import {renderPie, renderHeatmap} from './distribution.js';
 
 function unitOf(panel) {
   const d = (panel.fieldConfig && panel.fieldConfig.defaults) || {};
@@ -132,8 +133,8 @@ async function instantSeries(panel, ctx, at) {
 // The requests a panel will make, started now (the page calls this before laying panels out;
 // renderPanel then gets the same shared promises).
 export function prefetch(panel, ctx) {
-  if (panel.type === 'timeseries') { rangeOf(panel, ctx); return; }
-  if (['stat', 'gauge', 'bargauge', 'table'].includes(panel.type)) {
+  if (panel.type === 'timeseries' || panel.type === 'heatmap') { rangeOf(panel, ctx); return; }
+  if (['stat', 'gauge', 'bargauge', 'table', 'piechart'].includes(panel.type)) {
     (panel.type === 'table' ? instantSeries(panel, ctx) : reducedSeries(panel, ctx)).catch(() => {});
   }
 }
@@ -146,6 +147,8 @@ export async function renderPanel(panel, body, ctx) {
       case 'gauge': return renderGauge(panel, body, await reducedSeries(panel, ctx));
       case 'bargauge': return renderBarGauge(panel, body, await reducedSeries(panel, ctx));
       case 'table': return renderTable(panel, body, await instantSeries(panel, ctx));
+      case 'piechart': return renderPie(panel, body, await reducedSeries(panel, ctx), unitOf(panel));
+      case 'heatmap': return await renderHeatmapPanel(panel, body, ctx);
       case 'text': return await renderText(panel, body, ctx);
       default: return 'error';
     }
@@ -176,6 +179,17 @@ async function renderTimeSeries(panel, body, ctx) {
   const u = drawTimeSeries(body, results, {start, end, step, unit: unitOf(panel), height: body.clientHeight, fit: true,
     onZoom: ctx.onZoom, legend: !(panel.options && panel.options.legend && panel.options.legend.showLegend === false)});
   return u ? 'done' : 'empty';
+}
+
+async function renderHeatmapPanel(panel, body, ctx) {
+  const reqs = rangeOf(panel, ctx);
+  const results = await Promise.all(reqs.map(async ({reply}) => {
+    const r = await reply;
+    if (!r.ok) throw new QueryError(r.missing ? 'Query API not available' : r.error);
+    return {series: (r.data.data && r.data.data.result) || []};
+  }));
+  const {start, end, step} = reqs.length ? reqs[0] : {start: ctx.range.start, end: ctx.range.end, step: ctx.intervalSec};
+  return renderHeatmap(panel, body, results, {start, end, step});
 }
 
 // A filled sparkline (SVG, no markup from outside): nulls break the line.
