@@ -6,6 +6,7 @@ pods going stale."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,11 @@ async def test_api_server_down_at_start_then_up(tmp_path: Path) -> None:
             # The reload with the same config keeps the watchers; another config replaces them.
             await manager.apply(manager._configs)
             assert manager.k8s["k"][1] == [disc]
+            # A reload to an API server that does not answer keeps the last targets meanwhile.
+            elsewhere = f"http://127.0.0.1:{free_port()}"
+            await manager.apply([dataclasses.replace(c, kubernetes_sd=(
+                dataclasses.replace(c.kubernetes_sd[0], api_server=elsewhere),)) for c in manager._configs])
+            assert manager.k8s["k"][1] != [disc] and _addresses(heron) == ["10.0.0.1:8080"]
         transport = httpx.ASGITransport(app=heron.app())
         async with httpx.AsyncClient(transport=transport, base_url="http://h",
                                      headers={"Authorization": "Bearer test-admin-token"}) as client:

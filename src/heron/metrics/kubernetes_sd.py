@@ -300,7 +300,7 @@ class Informer:
                                            headers=self.api.headers())
             if resp.status_code != 200:
                 raise RuntimeError(f"list {self.resource}: HTTP {resp.status_code}: {resp.text[:200]}")
-            body = resp.json()
+            body = await asyncio.to_thread(json.loads, resp.content)  # large lists: off the event loop
             for obj in body.get("items") or []:
                 items[_key(obj)] = obj
             cont = (body.get("metadata") or {}).get("continue")
@@ -388,6 +388,10 @@ class KubernetesDiscovery:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.api is not None:
             await self.api.http.aclose()
+
+    def synced(self) -> bool:
+        """Every watcher has listed once (a discovery that could not start never will)."""
+        return bool(self.error) or all(inf.synced for inf in self.informers)
 
     def _store(self, resource: str) -> dict[tuple[str, str], dict[str, Any]]:
         out: dict[tuple[str, str], dict[str, Any]] = {}

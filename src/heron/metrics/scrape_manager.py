@@ -71,6 +71,7 @@ class ScrapeManager:
         self.k8s: dict[str, tuple[tuple[KubernetesSD, ...], list[KubernetesDiscovery]]] = {}
         self._k8s_dirty = asyncio.Event()
         self._k8s_task: asyncio.Task[None] | None = None
+        self._k8s_last: dict[str, list[tuple[Group, dict[str, str]]]] = {}
         m = heron.metrics
         from prometheus_client import Counter, Gauge
 
@@ -173,6 +174,8 @@ class ScrapeManager:
                 del self.k8s[job]
                 for d in discoveries:
                     await d.stop()
+                if job not in wanted:
+                    self._k8s_last.pop(job, None)
         for job, sc in wanted.items():
             if sc.kubernetes_sd and job not in self.k8s:
                 discoveries = [KubernetesDiscovery(sd, self._k8s_dirty.set,
@@ -183,8 +186,15 @@ class ScrapeManager:
                 self.k8s[job] = (sc.kubernetes_sd, discoveries)
 
     def _discovered(self, job: str) -> list[tuple[Group, dict[str, str]]]:
-        return [(((address,), {}), labels)
-                for d in self.k8s.get(job, ((), []))[1] for address, labels in d.targets()]
+        """The job's discovered targets; after a config change, the previous ones until every new
+        watcher has listed once (so a reload does not drop and restart every target)."""
+        discoveries = self.k8s.get(job, ((), []))[1]
+        if job in self._k8s_last and not all(d.synced() for d in discoveries):
+            return self._k8s_last[job]
+        out: list[tuple[Group, dict[str, str]]] = [
+            (((address,), {}), labels) for d in discoveries for address, labels in d.targets()]
+        self._k8s_last[job] = out
+        return out
 
     async def apply(self, configs: list[ScrapeConfig], refresh: bool = True) -> None:
         async with self._lock:
