@@ -390,8 +390,11 @@ async def test_seed_pod_job_in_cluster(tmp_path: Path, monkeypatch: pytest.Monke
     sa.mkdir()
     (sa / "token").write_text("sa-token\n")
     (sa / "ca.crt").write_bytes(cert.read_bytes())
+    (sa / "namespace").write_text("shop\n")
     monkeypatch.setattr(kubernetes_sd, "SA_DIR", str(sa))
     jobs = yaml.safe_load(SEED_JOB)["scrape_configs"]
+    jobs.append({"job_name": "own", "scrape_interval": "1m", "kubernetes_sd_configs": [
+        {"role": "pod", "namespaces": {"own_namespace": True}}]})
     with FakeKubernetes(tls=(key, cert)) as k8s, serve_wsgi(_app(3)) as one, serve_wsgi(_app(5)) as two:
         monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
         monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(k8s.port))
@@ -415,7 +418,11 @@ async def test_seed_pod_job_in_cluster(tmp_path: Path, monkeypatch: pytest.Monke
                                                  "kubernetes_pod_name": "orders-1"}
             assert got["orders-2"]["labels"]["kubernetes_namespace"] == "shop"
             assert set(k8s.auth) == {"Bearer sa-token"}
-            assert k8s.requests[0].startswith("/api/v1/pods?")  # no namespaces: every namespace
+            assert any(r.startswith("/api/v1/pods?") for r in k8s.requests)  # no namespaces: every namespace
+            assert any(r.startswith("/api/v1/namespaces/shop/pods?") for r in k8s.requests)  # own_namespace
+            manager: Any = next(s for s in heron.services if s.name == "scrape")
+            assert [lp.target.labels["instance"] for c, lp in manager.targets() if c.job_name == "own"] == \
+                ["127.0.0.1:8080"]
 
             def last(pod_name: str, metric: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
                 mine = [r for r in rows if r["metric"] == metric and r["labels"].get("kubernetes_pod_name") == pod_name]
