@@ -6,7 +6,9 @@ pods going stale."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from heron.config import load_config
 from heron.exceptions import ConfigError
 from heron.metrics import kubernetes_sd
 from heron.metrics import kubernetes_sd_roles as roles
+from heron.metrics.kubernetes_sd_kubeconfig import load_kubeconfig
 from heron.metrics.model import STALE_NAN_BITS
 from heron.metrics.scrape_config import parse_scrape_configs
 from heron.testing import free_port
@@ -177,7 +180,12 @@ BAD = [
     ("- api_server: http://x\n", 4, "kubernetes_sd_configs.0.role", "role missing"),
     ("- role: ingress\n  selectors: [{role: pod}]\n", 5, "kubernetes_sd_configs.0.selectors.0.role",
      "ingress role supports only ingress selectors"),
-    ("- role: pod\n  kubeconfig_file: /k\n", 5, "kubernetes_sd_configs.0.kubeconfig_file", "not supported"),
+    ("- role: pod\n  kubeconfig_file: /k\n  api_server: http://x\n", 5, "kubernetes_sd_configs.0.kubeconfig_file",
+     "cannot use 'kubeconfig_file' and 'api_server' simultaneously"),
+    ("- role: pod\n  kubeconfig_file: /k\n  bearer_token: t\n", 5, "kubernetes_sd_configs.0.kubeconfig_file",
+     "custom HTTP client configuration together with 'kubeconfig_file'"),
+    ("- role: pod\n  kubeconfig_file: /k\n  namespaces: {own_namespace: true}\n", 5,
+     "kubernetes_sd_configs.0.kubeconfig_file", "'kubeconfig_file' and 'namespaces.own_namespace'"),
     ("- role: pod\n  bearer_token: x\n", 4, "kubernetes_sd_configs.0.api_server",
      "please provide the 'api_server' URL explicitly"),
     ("- role: pod\n  api_server: ftp://x\n", 5, "kubernetes_sd_configs.0.api_server", "http:// or https://"),
@@ -336,6 +344,55 @@ async def test_api_server_down_at_start_then_up(tmp_path: Path) -> None:
         assert t["discoveredLabels"][M + "pod_name"] == "a" and t["labels"]["instance"] == "10.0.0.1:8080"
     finally:
         await heron.stop()
+
+
+async def test_kubeconfig_current_context(tmp_path: Path) -> None:
+    key, cert = _cert(tmp_path)
+    (tmp_path / "kube").mkdir()
+    (tmp_path / "kube" / "token").write_text("kc-token\n")
+    with FakeKubernetes(tls=(key, cert)) as k8s:
+        k8s.put("nodes", node("n1", addresses=[("InternalIP", "10.0.0.5")]))
+        kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "prod",
+                      "clusters": [{"name": "other", "cluster": {"server": "https://127.0.0.1:1"}},
+                                   {"name": "c1", "cluster": {"server": k8s.url, "certificate-authority-data":
+                                                              base64.b64encode(cert.read_bytes()).decode()}}],
+                      "users": [{"name": "u1", "user": {"tokenFile": "token"}},
+                                {"name": "robot", "user": {"exec": {"command": "aws"}}}],
+                      "contexts": [{"name": "prod", "context": {"cluster": "c1", "user": "u1", "namespace": "x"}},
+                                   {"name": "plugin", "context": {"cluster": "c1", "user": "robot"}}]}
+        (tmp_path / "kube" / "config").write_text(yaml.safe_dump(kubeconfig))
+        heron = await start_heron(tmp_path, [{"job_name": "k", "scrape_interval": "1m", "kubernetes_sd_configs": [
+            {"role": "node", "kubeconfig_file": str(tmp_path / "kube" / "config")}]}])
+        try:
+            await wait_for(lambda: _addresses(heron) == ["n1"], timeout=10)
+            assert set(k8s.auth) == {"Bearer kc-token"}
+            assert all(r.startswith("/api/v1/nodes?") for r in k8s.requests)  # context namespace unused
+        finally:
+            await heron.stop()
+    kubeconfig["current-context"] = "plugin"
+    (tmp_path / "kube" / "config").write_text(yaml.safe_dump(kubeconfig))
+    with pytest.raises(ValueError, match="'exec' plugins are not supported"):
+        load_kubeconfig(str(tmp_path / "kube" / "config"))
+    # Client certificates inline (written to a private temporary file for the ssl module) or by path.
+    b64 = {k: base64.b64encode(p.read_bytes()).decode() for k, p in (("cert", cert), ("key", key))}
+    kubeconfig["users"].append({"name": "tls", "user": {"client-certificate-data": b64["cert"],
+                                                        "client-key-data": b64["key"]}})
+    kubeconfig["users"].append({"name": "tls-files", "user": {"client-certificate": str(cert), "client-key": str(key)}})
+    for user in ("tls", "tls-files"):
+        kubeconfig["contexts"].append({"name": user, "context": {"cluster": "c1", "user": user}})
+        kubeconfig["current-context"] = user
+        (tmp_path / "kube" / "config").write_text(yaml.safe_dump(kubeconfig))
+        assert isinstance(load_kubeconfig(str(tmp_path / "kube" / "config")).verify, ssl.SSLContext)
+    other_key, _ = _cert(tmp_path / "kube")
+    kubeconfig["users"][-2]["user"]["client-key-data"] = base64.b64encode(other_key.read_bytes()).decode()
+    kubeconfig["current-context"] = "tls"
+    (tmp_path / "kube" / "config").write_text(yaml.safe_dump(kubeconfig))
+    with pytest.raises(ssl.SSLError):  # the key does not match the certificate
+        load_kubeconfig(str(tmp_path / "kube" / "config"))
+    kubeconfig["current-context"] = "nope"
+    (tmp_path / "kube" / "config").write_text(yaml.safe_dump(kubeconfig))
+    with pytest.raises(ValueError, match="no context named 'nope'"):
+        load_kubeconfig(str(tmp_path / "kube" / "config"))
 
 
 # --- the seed's pod job, end to end, in-cluster --------------------------------------------------

@@ -10,7 +10,8 @@ Prometheus does) and rebuilds its targets from their stores with heron.metrics.k
 Config semantics follow Prometheus 2.42's `kubernetes_sd_config`: `api_server` (else in-cluster:
 KUBERNETES_SERVICE_HOST/PORT plus the service-account token and CA), `role`, `namespaces`
 (`names`, `own_namespace`), `selectors`, `attach_metadata.node` (pod, endpoints and endpointslice
-roles) and the HTTP client settings. `kubeconfig_file` is refused. EndpointSlices are read from
+roles), the HTTP client settings, or `kubeconfig_file` (heron.metrics.kubernetes_sd_kubeconfig;
+exec/auth-provider credential plugins refused). EndpointSlices are read from
 discovery.k8s.io/v1 and Ingresses from networking.k8s.io/v1 (Kubernetes 1.21 and later).
 """
 
@@ -31,6 +32,7 @@ import httpx
 
 from heron.exceptions import ConfigError
 from heron.metrics import kubernetes_sd_roles as roles
+from heron.metrics.kubernetes_sd_kubeconfig import load_kubeconfig
 from heron.tls import tls_context, tls_problem
 
 log = logging.getLogger("heron.scrape.kubernetes")
@@ -66,6 +68,7 @@ class KubernetesSD:
 
     role: str
     api_server: str | None = None
+    kubeconfig: str | None = None
     namespaces: tuple[str, ...] = ()
     own_namespace: bool = False
     selectors: tuple[tuple[str, str, str], ...] = ()  # (role, label selector, field selector)
@@ -111,9 +114,6 @@ def parse_kubernetes_sd(items: Any, where: str, err: Err, secret: Secret,
         for key in ("oauth2", "proxy_connect_header", "no_proxy"):
             if raw.get(key) is not None:
                 raise err(f"{at}.{key}", f"{key} is not supported by Heron in kubernetes_sd_configs")
-        if raw.get("kubeconfig_file") is not None:
-            raise err(f"{at}.kubeconfig_file", "kubeconfig_file is not supported by Heron: give api_server "
-                                               "with tls_config and authorization instead")
         role = raw.get("role")
         if not role:
             raise err(f"{at}.role", "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)")
@@ -162,7 +162,19 @@ def parse_kubernetes_sd(items: Any, where: str, err: Err, secret: Secret,
                                                           "proxy_url must not be configured")
         custom = basic or auth or tls or proxy or raw.get("follow_redirects") is False \
             or raw.get("proxy_from_environment")
-        if api is None and custom:
+        kubeconfig = raw.get("kubeconfig_file")
+        if kubeconfig is not None:
+            if api is not None:
+                raise err(f"{at}.kubeconfig_file", "cannot use 'kubeconfig_file' and 'api_server' simultaneously")
+            if custom:
+                raise err(f"{at}.kubeconfig_file", "cannot use a custom HTTP client configuration together "
+                                                   "with 'kubeconfig_file'")
+            ns_raw = raw.get("namespaces")
+            if isinstance(ns_raw, dict) and ns_raw.get("own_namespace"):
+                raise err(f"{at}.kubeconfig_file", "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' "
+                                                   "simultaneously")
+            kubeconfig = resolve(str(kubeconfig))
+        elif api is None and custom:
             raise err(f"{at}.api_server", "to use custom HTTP client configuration please provide the "
                                           "'api_server' URL explicitly")
         ns = raw.get("namespaces") or {}
@@ -197,7 +209,7 @@ def parse_kubernetes_sd(items: Any, where: str, err: Err, secret: Secret,
         if not isinstance(attach, dict) or any(k != "node" for k in attach):
             raise err(f"{at}.attach_metadata", "attach_metadata takes only 'node: true|false'")
         out.append(KubernetesSD(
-            role=role, api_server=api, namespaces=tuple(str(n) for n in ns.get("names") or []), own_namespace=own,
+            role=role, api_server=api, kubeconfig=kubeconfig, namespaces=tuple(str(n) for n in ns.get("names") or []), own_namespace=own,
             selectors=tuple(selectors), attach_node=bool(attach.get("node", False)), basic_auth=basic,
             authorization=auth, tls=tuple(sorted(tls.items())), proxy_url=str(proxy) if proxy else None,
             proxy_from_environment=bool(raw.get("proxy_from_environment", False)),
@@ -206,13 +218,19 @@ def parse_kubernetes_sd(items: Any, where: str, err: Err, secret: Secret,
 
 
 class ApiClient:
-    """Where and how to reach the API server: `api_server` or the in-cluster service account."""
+    """Where and how to reach the API server: `api_server`, a kubeconfig or the in-cluster service account."""
 
     def __init__(self, sd: KubernetesSD) -> None:
         self.sd = sd
         self.token_file: str | None = None
+        self.token: str | None = None
         verify: ssl.SSLContext | bool = True
-        if sd.api_server:
+        basic, proxy = sd.basic_auth, sd.proxy_url
+        if sd.kubeconfig:
+            kc = load_kubeconfig(sd.kubeconfig)
+            self.base, verify, self.token, self.token_file = kc.server, kc.verify, kc.token, kc.token_file
+            basic, proxy = kc.basic_auth, kc.proxy_url
+        elif sd.api_server:
             self.base = sd.api_server
             if self.base.startswith("https"):
                 verify = tls_context(dict(sd.tls))
@@ -224,8 +242,8 @@ class ApiClient:
             self.base = f"https://{roles._join_host_port(host, port)}"
             self.token_file = f"{SA_DIR}/token"
             verify = tls_context({"ca_file": f"{SA_DIR}/ca.crt"})
-        auth = httpx.BasicAuth(*sd.basic_auth) if sd.basic_auth else None
-        self.http = httpx.AsyncClient(verify=verify, proxy=sd.proxy_url, trust_env=sd.proxy_from_environment,
+        auth = httpx.BasicAuth(*basic) if basic else None
+        self.http = httpx.AsyncClient(verify=verify, proxy=proxy, trust_env=sd.proxy_from_environment,
                                       auth=auth,
                                       follow_redirects=sd.follow_redirects,
                                       headers={"Accept": "application/json", "User-Agent": "Heron"},
@@ -234,6 +252,8 @@ class ApiClient:
     def headers(self) -> dict[str, str]:
         if self.sd.authorization:
             return {"Authorization": f"{self.sd.authorization[0]} {self.sd.authorization[1]}"}
+        if self.token:
+            return {"Authorization": f"Bearer {self.token}"}
         if self.token_file:  # service-account tokens rotate: read at each request
             with open(self.token_file) as f:
                 return {"Authorization": f"Bearer {f.read().strip()}"}
@@ -368,7 +388,7 @@ class KubernetesDiscovery:
             if self.sd.own_namespace:
                 with open(f"{SA_DIR}/namespace") as f:
                     namespaces.append(f.read().strip())
-        except (OSError, RuntimeError, ssl.SSLError) as exc:
+        except (OSError, RuntimeError, ValueError, ssl.SSLError) as exc:
             self.error = f"cannot create service discovery: {exc}"
             log.error("kubernetes_sd (role %s): %s", self.sd.role, self.error)
             return

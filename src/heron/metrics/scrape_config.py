@@ -328,8 +328,10 @@ def absolutize(raw: list[Any], base: Path) -> list[Any]:
             if isinstance(item.get(section), dict):
                 item[section] = {k: (fix(v) if k in keys else v) for k, v in item[section].items()}
         if isinstance(item.get("kubernetes_sd_configs"), list):
-            item["kubernetes_sd_configs"] = [absolutize([k], base)[0] if isinstance(k, dict) else k
-                                             for k in item["kubernetes_sd_configs"]]
+            item["kubernetes_sd_configs"] = [
+                {**absolutize([k], base)[0], **({"kubeconfig_file": fix(k["kubeconfig_file"])}
+                                                if "kubeconfig_file" in k else {})} if isinstance(k, dict) else k
+                for k in item["kubernetes_sd_configs"]]
         if isinstance(item.get("file_sd_configs"), list):
             item["file_sd_configs"] = [
                 {**fs, "files": [fix(f) for f in fs.get("files") or []]} if isinstance(fs, dict) else fs
