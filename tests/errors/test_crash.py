@@ -114,6 +114,23 @@ async def test_resent_event_is_stored_and_counted_once(heron: Heron, client: htt
     assert tracking(heron).items.labels("event", "duplicate")._value.get() == 2
 
 
+async def test_resent_after_the_seen_window_is_not_counted_again(heron: Heron, client: httpx.AsyncClient) -> None:
+    """Past the 15-minute seen-id window (pruned here), the stored rows still know the event."""
+    pid, key = new_project(heron)
+    ev, other = exc_event(), exc_event()
+    r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", ev)))
+    assert r.status_code == 200
+    tracking(heron).flush()
+    heron.control.execute("DELETE FROM error_seen_events")  # what the window leaves 15 minutes later
+    for body in (ev, other):  # the old event resent, and a new one in the same batch
+        r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", body)))
+        assert r.status_code == 200
+    tracking(heron).flush()
+    assert _stored(heron.storage, heron.storage.database) == (2, 2)
+    assert [r[0] for r in heron.control.query("SELECT times_seen FROM error_issues")] == [2]
+    assert tracking(heron).items.labels("event", "duplicate")._value.get() == 1
+
+
 async def test_the_answered_id_is_the_stored_id(heron: Heron, client: httpx.AsyncClient) -> None:
     """An event without a usable id gets one in the request path; it travels in the queue record,
     so the stored event (and a replay of it) carries the id the SDK heard back."""
