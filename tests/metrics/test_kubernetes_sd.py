@@ -237,6 +237,9 @@ def test_good_config_and_secrets(tmp_path: Path) -> None:
     assert dict(sd.tls)["ca_file"] == str(tmp_path / "ca.crt")
     assert sd.selector("pods") == ("app in (a,b),!legacy", "spec.nodeName=n1")
     assert sd.selector("endpoints") == ("x!=y", "") and sd.selector("services") == ("", "")
+    # Logs show the API server without the credentials its URL may carry.
+    shown = kubernetes_sd.ApiClient(kubernetes_sd.KubernetesSD(role="pod", api_server="http://u:pw@[::1]:6443"))
+    assert shown.shown == "http://[::1]:6443" and "pw" not in shown.shown
 
 
 def test_prometheus_yml_paths_and_seed_job_unchanged(tmp_path: Path) -> None:

@@ -242,6 +242,10 @@ class ApiClient:
             self.base = f"https://{roles._join_host_port(host, port)}"
             self.token_file = f"{SA_DIR}/token"
             verify = tls_context({"ca_file": f"{SA_DIR}/ca.crt"})
+        parts = urlsplit(self.base)  # for logs: never the credentials a URL may carry
+        host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+        self.shown = parts._replace(netloc=f"{host}" + (f":{parts.port}" if parts.port else "")).geturl() \
+            if host else self.base
         auth = httpx.BasicAuth(*basic) if basic else None
         self.http = httpx.AsyncClient(verify=verify, proxy=proxy, trust_env=sd.proxy_from_environment,
                                       auth=auth,
@@ -307,7 +311,7 @@ class Informer:
                 msg = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 self.on_event(_SELECTOR_ROLE[self.resource], "failure")
                 if msg != self.error:
-                    log.warning("kubernetes_sd %s %s: %s", self.resource, self.api.base, msg)
+                    log.warning("kubernetes_sd %s %s: %s", self.resource, self.api.shown, msg)
                 self.error = msg
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
