@@ -503,7 +503,9 @@ class Head:
                  "the beginning" if complete else self.coverage_start)
         # The index's label tuples (~10 objects per series) live as long as the process: out of
         # the collector's reach, a full collection no longer walks 1M objects at 100k series.
-        gc.freeze()
+        # (Small heads, as in tests, are not worth pinning whatever else is alive now.)
+        if len(self.index) >= 10_000:
+            gc.freeze()
         return loaded
 
     def _cap_cutoff(self, storage: Storage, cutoff: int, upper: int) -> int:
