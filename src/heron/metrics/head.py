@@ -504,7 +504,7 @@ class Head:
         # The index's label tuples (~10 objects per series) live as long as the process: out of
         # the collector's reach, a full collection no longer walks 1M objects at 100k series.
         # (Small heads, as in tests, are not worth pinning whatever else is alive now.)
-        if len(self.index) >= 10_000:
+        if len(self.index) >= 5_000:
             gc.freeze()
         return loaded
 
