@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from heron.config import HeronConfig, parse_duration
 from heron.exceptions import ConfigError
-from heron.metrics.kubernetes_sd import KubernetesSD, parse_kubernetes_sd
+from heron.metrics.kubernetes_sd_config import KubernetesSD, parse_kubernetes_sd
 from heron.metrics.relabel import RelabelError, RelabelRule, parse_rules
 from heron.tls import tls_problem
 

@@ -24,7 +24,8 @@ import pyarrow as pa
 from heron.config import HeronConfig, read_secret
 from heron.metrics.discovery import FileSDState, Group, Target, build_targets
 from heron.metrics.exposition import Parsed
-from heron.metrics.kubernetes_sd import KubernetesDiscovery, KubernetesSD
+from heron.metrics.kubernetes_sd import KubernetesDiscovery
+from heron.metrics.kubernetes_sd_config import KubernetesSD
 from heron.metrics.limits import limiter_of
 from heron.metrics.model import Labels
 from heron.metrics.scrape import ScrapeLoop
