@@ -35,6 +35,9 @@ class FakeKubernetes:
         self.port = port or free_port()
         self.tls = tls  # (key, cert): serve https
         self.auth: list[str] = []  # Authorization headers seen
+        # Every event with its resourceVersion: a watch from version N first gets what came after N,
+        # as from a real API server (nothing is lost between a list and the watch that follows it).
+        self.history: list[tuple[int, str, str, dict[str, Any]]] = []
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {k: {} for k in KINDS}
         self.rv = 100
         self.lock = threading.Lock()
@@ -82,6 +85,7 @@ class FakeKubernetes:
                                                    "message": "too old resource version"}})
 
     def _push(self, resource: str, ns: str, event: dict[str, Any]) -> None:
+        self.history.append((self.rv, resource, ns, event))
         for res, wns, selector, q in self.watchers:
             # (a real API server sends DELETED when an object stops matching; not needed here)
             if res == resource and (not wns or wns == ns) and selected(event["object"], selector):
@@ -122,7 +126,8 @@ class FakeKubernetes:
                     return
                 ns, resource = m.group(1) or "", m.group(2)
                 if q.get("watch") in ("1", "true"):
-                    self._watch(resource, ns, q.get("labelSelector", ""))
+                    rv = q.get("resourceVersion", "")
+                    self._watch(resource, ns, q.get("labelSelector", ""), int(rv) if rv.isdigit() else 0)
                     return
                 if fake.fail_lists > 0:
                     fake.fail_lists -= 1
@@ -135,10 +140,15 @@ class FakeKubernetes:
                 self._json(200, {"kind": KINDS[resource] + "List", "apiVersion": API_VERSIONS.get(resource, "v1"),
                                  "metadata": {"resourceVersion": rv}, "items": items})
 
-            def _watch(self, resource: str, ns: str, selector: str) -> None:
+            def _watch(self, resource: str, ns: str, selector: str, since: int) -> None:
                 q: queue.Queue[dict[str, Any] | None] = queue.Queue()
                 entry = (resource, ns, selector, q)
                 with fake.lock:
+                    if since:
+                        for rv, res, ons, event in fake.history:
+                            if rv > since and res == resource and (not ns or ns == ons) \
+                                    and selected(event["object"], selector):
+                                q.put(event)
                     fake.watchers.append(entry)
                 try:
                     self.send_response(200)
