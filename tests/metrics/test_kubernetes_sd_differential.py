@@ -91,6 +91,9 @@ def jobs(api: str) -> list[dict[str, Any]]:
         {"job_name": "pods-data", **SCRAPE, "kubernetes_sd_configs": [
             {"role": "pod", **sd, "namespaces": {"names": ["data"]}}],
          "relabel_configs": [{"action": "labelmap", "regex": "__meta_kubernetes_(.+)"}]},
+        # Relabeling that adds no label: Prometheus' discoveredLabels of active targets stay intact.
+        {"job_name": "pods-ready", **SCRAPE, "kubernetes_sd_configs": [{"role": "pod", **sd}],
+         "relabel_configs": [{"source_labels": ["__meta_kubernetes_pod_ready"], "regex": "true", "action": "keep"}]},
         {"job_name": "pods-selected", **SCRAPE, "kubernetes_sd_configs": [
             {"role": "pod", **sd, "selectors": [{"role": "pod", "label": "app=web"}]}],
          "relabel_configs": [{"action": "labelmap", "regex": "__meta_kubernetes_(.+)"}]},
@@ -154,15 +157,21 @@ def as_http_sd(cfg: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
              "http_sd_configs": [{"url": f"{url}/{job['job_name']}", "refresh_interval": "1s"}]} for job in cfg]
 
 
+INTACT = {"pods-ready"}
+
+
 def digest(data: dict[str, Any]) -> dict[str, list[str]]:
     """Per job: sorted JSON of the labels of active targets and the discovered labels of dropped ones.
 
     (Prometheus 2.42 reuses the discovered label slice as the relabeling buffer, so the
     discoveredLabels it shows for active targets are overwritten whenever relabeling adds labels;
-    every job here labelmaps all meta labels instead, so the final labels carry them.)"""
+    the jobs labelmap all meta labels instead, so the final labels carry them. Active discovered
+    labels are compared for the INTACT jobs, whose relabeling adds nothing.)"""
     out: dict[str, list[str]] = {}
     for t in data["activeTargets"]:
-        out.setdefault(t["scrapePool"], []).append(json.dumps(["active", t["labels"]], sort_keys=True))
+        found = {k: v for k, v in t["discoveredLabels"].items() if k != "__meta_url"} \
+            if t["scrapePool"] in INTACT else {}
+        out.setdefault(t["scrapePool"], []).append(json.dumps(["active", t["labels"], found], sort_keys=True))
     for t in data["droppedTargets"]:
         found = {k: v for k, v in t["discoveredLabels"].items() if k != "__meta_url"}
         out.setdefault(found.get("job", "?"), []).append(json.dumps(["dropped", found], sort_keys=True))
@@ -215,11 +224,13 @@ async def test_same_targets_as_prometheus(tmp_path: Path) -> None:
                             raise AssertionError("targets differ:\n" + diff(*last)) from None
                         return last[1]  # type: ignore[no-any-return]
 
-                    got = await agree(lambda d: len(d) == 8)
+                    got = await agree(lambda d: len(d) == 9)
                     assert len(got["pods"]) == 5  # web-1 and db-0 kept, web-2's 3 containers/ports dropped
                     assert sum(x.startswith('["active"') for x in got["pods"]) == 2
                     assert len(got["nodes"]) == 2 and len(got["services"]) == 3
                     assert len(got["pods-data"]) == 1 and len(got["pods-selected"]) == 4
+                    ready = [x for x in got["pods-ready"] if x.startswith('["active"')]
+                    assert len(ready) == 2 and all("__meta_kubernetes_pod_container_port_number" in x for x in ready)
                     assert len(got["endpoints"]) == 4  # 2 ready, 1 not ready, 1 uncovered container port
                     assert len(got["endpointslices"]) == 2 and len(got["ingresses"]) == 2
                     assert any('"instance": "www.example.com:443"' in x for x in got["ingresses"])
@@ -242,4 +253,4 @@ async def test_same_targets_as_prometheus(tmp_path: Path) -> None:
 def heron_digest_ready(heron: Any) -> bool:
     manager: Any = next(s for s in heron.services if s.name == "scrape")
     return all(inf.synced for _, ds in manager.k8s.values() for d in ds for inf in d.informers) \
-        and len(manager.k8s) == 8
+        and len(manager.k8s) == 9
