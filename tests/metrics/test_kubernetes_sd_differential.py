@@ -48,6 +48,10 @@ def populate(k8s: FakeKubernetes) -> None:
     k8s.put("pods", pod("web-1", labels={"app": "web", "app.kubernetes.io/name": "web", "pod-template-hash": "x1"},
                         annotations={"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
                                      "prometheus.io/path": "/stats"}))
+    db = pod("db-0", ip="127.0.0.3", namespace="data", labels={"app": "db"},
+             annotations={"prometheus.io/scrape": "true"})
+    db["status"]["containerStatuses"] = [{"name": "app", "containerID": "containerd://0123abcd"}]
+    k8s.put("pods", db)
     k8s.put("pods", pod("web-2", ip="127.0.0.2", labels={"app": "web"}, ready="False",
                         annotations={"prometheus.io/scrape": "false"},
                         containers=[{"name": "app", "image": "example/app:1.0", "ports": [
@@ -55,8 +59,6 @@ def populate(k8s: FakeKubernetes) -> None:
                             {"containerPort": 9000, "protocol": "UDP"}]},
                             {"name": "sidecar", "image": "envoy:1"}]))
     k8s.put("pods", pod("pending", ip="", labels={"app": "web"}))
-    k8s.put("pods", pod("db-0", ip="127.0.0.3", namespace="data", labels={"app": "db"},
-                        annotations={"prometheus.io/scrape": "true"}))
     k8s.put("services", service("web", labels={"app": "web", "team.io/owner": "a"},
                                 annotations={"prometheus.io/probe": "true"},
                                 ports=[{"name": "http", "port": 80, "protocol": "TCP"},
@@ -231,6 +233,7 @@ async def test_same_targets_as_prometheus(tmp_path: Path) -> None:
                     assert len(got["pods-data"]) == 1 and len(got["pods-selected"]) == 4
                     ready = [x for x in got["pods-ready"] if x.startswith('["active"')]
                     assert len(ready) == 2 and all("__meta_kubernetes_pod_container_port_number" in x for x in ready)
+                    assert sum('"__meta_kubernetes_pod_container_id": "containerd://0123abcd"' in x for x in ready) == 1
                     assert len(got["endpoints"]) == 4  # 2 ready, 1 not ready, 1 uncovered container port
                     assert len(got["endpointslices"]) == 2 and len(got["ingresses"]) == 2
                     assert any('"instance": "www.example.com:443"' in x for x in got["ingresses"])
