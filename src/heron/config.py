@@ -82,7 +82,7 @@ class StorageConfig(_Section):
     Longer than Grafana's default "Last 6 hours" (with its rate windows), so default dashboards
     never touch storage; `head_max_samples` bounds the memory. About 12 bytes per sample (10k
     series scraped every 15 s: ~86 MB per 3h)."""
-    head_max_samples: int | None = Field(None, ge=1)
+    head_max_samples: int | None = Field(default=None, ge=1)
     """Cap on samples in memory; past it the head keeps a shorter window. Default: a tenth of
     the machine's memory (cgroup limit or RAM) at 12 bytes per sample."""
 
