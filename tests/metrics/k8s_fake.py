@@ -84,6 +84,12 @@ class FakeKubernetes:
                                                    "reason": "Expired", "code": 410,
                                                    "message": "too old resource version"}})
 
+    def garble(self) -> None:
+        """Every open watch gets a line that is not JSON (a broken proxy): clients must recover."""
+        with self.lock:
+            for _, _, _, q in self.watchers:
+                q.put({"raw": "{not json"})
+
     def _push(self, resource: str, ns: str, event: dict[str, Any]) -> None:
         self.history.append((self.rv, resource, ns, event))
         for res, wns, selector, q in self.watchers:
@@ -163,7 +169,7 @@ class FakeKubernetes:
                             continue
                         if event is None:
                             break
-                        line = json.dumps(event).encode() + b"\n"
+                        line = (event["raw"] if "raw" in event else json.dumps(event)).encode() + b"\n"
                         self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
                         self.wfile.flush()
                     self.wfile.write(b"0\r\n\r\n")

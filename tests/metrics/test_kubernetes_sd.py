@@ -303,13 +303,17 @@ async def test_watch_events_410_relist_selectors_and_auth(tmp_path: Path) -> Non
             await wait_for(lambda: sum("watch" not in r for r in k8s.requests) > lists, timeout=10)
             k8s.delete("pods", "a")
             await wait_for(lambda: _addresses(heron) == ["10.0.0.2:8080"], timeout=10)
+            lists = sum("watch" not in r for r in k8s.requests)
+            k8s.garble()  # not JSON: logged, relisted after a backoff, targets kept meanwhile
+            await wait_for(lambda: sum("watch" not in r for r in k8s.requests) > lists, timeout=10)
+            assert _addresses(heron) == ["10.0.0.2:8080"]
             assert all("labelSelector=app%3Dweb" in r for r in k8s.requests)
             assert any("watch=1" in r and "allowWatchBookmarks=true" in r for r in k8s.requests)
             assert set(k8s.auth) == {"Bearer tok-1"} and not k8s.unknown
             events = heron.metrics.registry.get_sample_value
             assert events("heron_sd_kubernetes_events_total", {"role": "pod", "event": "add"}) == 1
             assert events("heron_sd_kubernetes_events_total", {"role": "pod", "event": "delete"}) == 1
-            assert events("heron_sd_kubernetes_events_total", {"role": "pod", "event": "failure"}) is None  # 410: relist
+            assert events("heron_sd_kubernetes_events_total", {"role": "pod", "event": "failure"}) == 1  # garbled
         finally:
             await heron.stop()
 
