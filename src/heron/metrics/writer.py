@@ -148,6 +148,8 @@ class SeriesIndex:
         `__init__`); marks them written (the caller writes their rows)."""
         with self._lock:
             self._rotate(time.time())
+            if self._current.issuperset(ids):  # the usual write of known series: no set built
+                return set()
             new = set(ids).difference(self._current)
             if new:
                 new.difference_update(self._previous)
