@@ -19,6 +19,7 @@ and the receiver answers with a message that names the limit and the metric.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -94,7 +95,7 @@ class SeriesLimiter:
               flat: FlatLabels | None = None) -> tuple[np.ndarray | None, str]:
         """Mask of admitted series (None = all) and a message naming what was refused.
 
-        Series already active cost two C set operations for the whole write; only the ids not
+        Series already active cost two C-level passes over the ids of the write; only the ids not
         seen before are looked at, with arrays: label counts and lengths from `flat` when the
         receiver has the label arrays (the exact per-series check only for sets they flag), and
         the per-metric and global limits by ranking the new series (as if admitted one by one
@@ -104,10 +105,11 @@ class SeriesLimiter:
             self.sweep(now)
         id_list = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
         with self._lock:
-            unseen = set(id_list).difference(self._seen)
-            if not unseen:
-                self._seen.update(dict.fromkeys(id_list, now))
+            seen = self._seen
+            if all(map(seen.__contains__, id_list)):  # the usual write of active series
+                seen.update(zip(id_list, itertools.repeat(now)))
                 return None, ""
+            unseen = set(id_list).difference(seen)
             id_arr = np.asarray(id_list, dtype=np.uint64)
             if len(unseen) == len(id_list):  # all new, no repeats: the usual new-series write
                 fresh = np.arange(len(id_list))
