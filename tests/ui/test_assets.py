@@ -18,6 +18,7 @@ from heron.server import Heron
 from heron.ui import warmup
 from heron.ui.assets import IMMUTABLE, SHORT, Assets
 from heron.ui.provision import Provisioner
+from tests.conftest import make_config
 from tests.ui.test_session import _browser, _login
 
 
@@ -97,3 +98,13 @@ def test_prefault_runs_with_and_without_a_barrier() -> None:
     for t in ts:
         t.join(10)
     assert not any(t.is_alive() for t in ts) and not b.broken
+
+
+async def test_warmup_can_be_turned_off(tmp_path: Path) -> None:
+    h = Heron(make_config(tmp_path, ui={"warmup": False}))  # type: ignore[arg-type]
+    await h.start()
+    try:
+        provisioner = next(s for s in h.services if isinstance(s, Provisioner))
+        assert provisioner._warm is None
+    finally:
+        await h.stop()

@@ -94,6 +94,9 @@ def test_provisioning_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ui\.query_cache: must be a mapping"):
         validate(make_config(tmp_path, ui={"query_cache": 60}))  # type: ignore[arg-type]
     validate(make_config(tmp_path, ui={"query_cache": {"ttl": 0, "recent_ttl": 5, "max_mb": 8}}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"ui\.warmup: must be true or false"):
+        validate(make_config(tmp_path, ui={"warmup": "no"}))  # type: ignore[arg-type]
+    validate(make_config(tmp_path, ui={"warmup": False}))  # type: ignore[arg-type]
 
 
 async def test_provisioning_from_files(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from heron.server import Heron
 
 log = logging.getLogger("heron.ui")
-UI_KEYS = {"dashboards", "default_theme", "query_cache"}
+UI_KEYS = {"dashboards", "default_theme", "query_cache", "warmup"}
 CACHE_KEYS = {"ttl", "recent_ttl", "max_mb"}
 
 
@@ -41,6 +41,8 @@ def validate(config: HeronConfig) -> list[Path]:
     if theme not in ("auto", "light", "dark"):
         raise ConfigError("must be auto, light or dark", file=where, line=config.line_of("ui.default_theme"),
                           field="ui.default_theme")
+    if not isinstance(ui.get("warmup", True), bool):
+        raise ConfigError("must be true or false", file=where, line=config.line_of("ui.warmup"), field="ui.warmup")
     cache = ui.get("query_cache", {})
     if not isinstance(cache, dict):
         raise ConfigError("must be a mapping (ttl, recent_ttl, max_mb)", file=where,
@@ -108,7 +110,8 @@ class Provisioner:
             log.info("provisioned built-in dashboards: %s", ", ".join(created))
         provision_files(self.store, self.files)
         self.heron.reload_hooks.append(self._reload)
-        self._warm = warmup.start(self.heron)
+        if (self.heron.config.ui or {}).get("warmup", True):
+            self._warm = warmup.start(self.heron)
 
     async def _reload(self, config: HeronConfig) -> None:
         self.files = validate(config)
