@@ -3,6 +3,7 @@ Prometheus given the same configuration: same shapes, same URLs, secrets hidden 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -44,7 +45,10 @@ def test_status_endpoints_match_prometheus() -> None:
     with prometheus(cfg) as prom, HeronProcess(config=cfg) as heron, httpx.Client(timeout=10) as c:
         h = {"headers": heron.headers}
         # the Alertmanagers alerts go to: the same URL, /api/v2/alerts under path_prefix
-        want = _data(c, prom.url, "/api/v1/alertmanagers")
+        deadline = time.monotonic() + 30  # Prometheus discovers its Alertmanagers a moment after start
+        while not (want := _data(c, prom.url, "/api/v1/alertmanagers"))["activeAlertmanagers"] \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
         got = _data(c, heron.url, "/api/v1/alertmanagers", **h)
         assert got["activeAlertmanagers"] == want["activeAlertmanagers"]
         assert got["droppedAlertmanagers"] == want["droppedAlertmanagers"] == []
