@@ -230,3 +230,37 @@ def test_kill_9_mid_processing_loses_nothing_and_counts_once(tmp_path: Any) -> N
     row = json.loads(out.stdout.strip().splitlines()[-1])
     assert (row["n"], row["u"]) == (n, n)  # every acknowledged event exactly once
     assert set(row["ids"]) == {ev["event_id"] for ev in sent}
+
+
+@pytest.mark.parametrize("status,details", [("resolved", {}), ("resolvedInNextRelease", {}),
+                                            ("ignored", {"ignoreCount": 2}), ("unresolved", {})])
+async def test_batch_counting_equals_event_by_event(heron: Heron, status: str, details: dict[str, Any]) -> None:
+    """A batch counts each issue with one read and one write; the outcome (counters, lifecycle,
+    users, facets, the changes reported) must be what counting its events one by one gives."""
+    pid, _ = new_project(heron)
+    issues = tracking(heron).issues
+    base = 1_700_000_000.0
+
+    def ev(i: int, release: str, user: str, env: str = "production") -> dict[str, Any]:
+        return {"event_id": uuid.uuid4().hex, "timestamp": base + i * 100_000, "received": base, "level": "error",
+                "platform": "python", "type": "error", "title": "T", "metadata": {}, "release": release,
+                "environment": env, "_user_key": user}
+
+    seq = [ev(1, "1.0", "u1"), ev(2, "", "u2", "staging"), ev(3, "1.1", "u1"), ev(4, "1.1", "u3"), ev(5, "", "")]
+    results = []
+    for iid, one_by_one in ((11, True), (12, False)):
+        issues.record(pid, [(iid, ev(0, "1.0", "u0"))])
+        if status != "unresolved":
+            issues.set_status(iid, status, details)
+        if one_by_one:
+            changes = [c.kind for e in seq for c in issues.record(pid, [(iid, {**e})])]
+        else:
+            changes = [c.kind for c in issues.record(pid, [(iid, {**e}) for e in seq])]
+        row = dict(heron.control.query("SELECT * FROM error_issues WHERE id = ?", (iid,))[0])
+        for k in ("id", "short_id", "last_event_id"):
+            row.pop(k)
+        facets = [tuple(r)[1:] for r in heron.control.query(
+            "SELECT * FROM error_issue_facets WHERE issue_id = ? ORDER BY kind, value", (iid,))]
+        results.append((changes, row, facets))
+    assert results[0] == results[1]
+    assert results[1][1]["times_seen"] == 6 and results[1][1]["user_count"] == 4

@@ -73,16 +73,19 @@ class IssueStore:
                 tx.execute("INSERT INTO kv (key, value) VALUES ('errors.queue.counted', ?) "
                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (f"{epoch}:{end}",))
             newest = 0.0
-            for project_id, events in batches:
-                changes: list[Change] = []
+            # Per issue, not per event: one read and one write of each issue touched (its events
+            # applied in order in memory), users and facets in bulk.
+            per_issue: dict[int, list[tuple[int, int, dict[str, Any]]]] = {}
+            for k, (project_id, events) in enumerate(batches):
+                out.append([])
                 for issue_id, ev in events:
-                    change = self._record_one(tx, project_id, issue_id, ev)
-                    if change:
-                        changes.append(Change(change, issue_id, project_id, ev))
+                    per_issue.setdefault(issue_id, []).append((k, project_id, ev))
                     newest = max(newest, ev.get("received") or 0.0)
-                out.append(changes)
                 tx.executemany("INSERT OR IGNORE INTO error_seen_events VALUES (?, ?)",
                                [(ev["event_id"], ev.get("received") or 0.0) for _, ev in events])
+            for issue_id, items in per_issue.items():
+                for kind, (k, project_id, ev) in self._record_issue(tx, issue_id, items):
+                    out[k].append(Change(kind, issue_id, project_id, ev))
             if newest:  # forget ids older than the window (relative to the data, not the clock)
                 tx.execute("DELETE FROM error_seen_events WHERE seen < ?", (newest - SEEN_WINDOW,))
             for project_id, rep in reports:
@@ -93,57 +96,89 @@ class IssueStore:
                      str(rep.get("email") or "")[:256], str(rep.get("comments") or "")[:4096], time.time()))
         return out
 
-    def _record_one(self, tx: Any, project_id: int, issue_id: int, ev: dict[str, Any]) -> str | None:
-        ts = ev["timestamp"]
-        release = ev.get("release", "")
-        row = tx.execute("SELECT status, status_details, times_seen FROM error_issues WHERE id = ?",
-                         (issue_id,)).fetchone()
-        change = None
+    def _record_issue(self, tx: Any, issue_id: int, items: list[tuple[int, int, dict[str, Any]]]
+                      ) -> list[tuple[str, tuple[int, int, dict[str, Any]]]]:
+        """Count one issue's events of a batch, in order: the same result as one UPDATE per event
+        (lifecycle checks against the count and status as each event finds them), written once.
+        Returns the changes ("new", "regression", "escalating") with the event that caused them."""
+        changes: list[tuple[str, tuple[int, int, dict[str, Any]]]] = []
+        project_id, first = items[0][1], items[0][2]
+        row = tx.execute("SELECT status, status_details, substatus, times_seen, first_seen, last_seen, level, "
+                         "last_release, last_event_id FROM error_issues WHERE id = ?", (issue_id,)).fetchone()
+        rest = items
         if row is None:
+            ts, release = first["timestamp"], first.get("release", "")
             short = tx.execute("UPDATE error_projects SET next_short_id = next_short_id + 1 WHERE id = ? "
                                "RETURNING next_short_id - 1", (project_id,)).fetchone()
             tx.execute(
                 "INSERT INTO error_issues (id, project_id, short_id, type, title, culprit, metadata, level, "
                 "platform, first_seen, last_seen, times_seen, first_release, last_release, last_event_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                (issue_id, project_id, short[0] if short else 0, ev.get("type", "default"), ev["title"],
-                 ev.get("culprit", ""), json.dumps(ev.get("metadata", {})), ev["level"], ev["platform"],
-                 ts, ts, release, release, ev["event_id"]))
-            change = "new"
+                (issue_id, project_id, short[0] if short else 0, first.get("type", "default"), first["title"],
+                 first.get("culprit", ""), json.dumps(first.get("metadata", {})), first["level"],
+                 first["platform"], ts, ts, release, release, first["event_id"]))
+            changes.append(("new", items[0]))
+            rest = items[1:]
+            status, details, sub, seen, first_seen, last_seen = "unresolved", {}, "new", 1, ts, ts
+            level, last_release, last_id = first["level"], release, first["event_id"]
         else:
-            status, details, seen = row["status"], json.loads(row["status_details"]), row["times_seen"]
+            status, details, sub, seen = (row["status"], json.loads(row["status_details"]), row["substatus"],
+                                          row["times_seen"])
+            first_seen, last_seen, level = row["first_seen"], row["last_seen"], row["level"]
+            last_release, last_id = row["last_release"], row["last_event_id"]
+        reopened = False
+        for item in rest:
+            ev = item[2]
+            ts, release = ev["timestamp"], ev.get("release", "")
             reopen = None
             if status == "resolved":
                 same = details.get("inNextRelease") and release and release == details.get("inRelease")
                 if not same:
                     reopen = "regressed"
             elif status == "ignored":
-                count = details.get("ignoreCount")
-                until = details.get("ignoreUntil")
+                count, until = details.get("ignoreCount"), details.get("ignoreUntil")
                 if (count and seen + 1 >= details.get("ignoreBase", 0) + count) or (until and ts >= until):
                     reopen = "escalating"
             if reopen:
-                tx.execute("UPDATE error_issues SET status = 'unresolved', substatus = ?, status_details = '{}' "
-                           "WHERE id = ?", (reopen, issue_id))
-                change = "regression" if reopen == "regressed" else "escalating"
+                status, sub, details, reopened = "unresolved", reopen, {}, True
+                changes.append(("regression" if reopen == "regressed" else "escalating", item))
+            if sub == "new" and ts - first_seen > 259200:
+                sub = "ongoing"
+            seen += 1
+            last_seen, first_seen = max(last_seen, ts), min(first_seen, ts)
+            level, last_id = ev["level"], ev["event_id"]
+            if release:
+                last_release = release
+        if rest:
             tx.execute(
-                "UPDATE error_issues SET times_seen = times_seen + 1, last_seen = max(last_seen, ?), "
-                "first_seen = min(first_seen, ?), level = ?, last_release = CASE WHEN ? != '' THEN ? "
-                "ELSE last_release END, last_event_id = ?, "
-                "substatus = CASE WHEN substatus = 'new' AND ? - first_seen > 259200 THEN 'ongoing' "
-                "ELSE substatus END WHERE id = ?",
-                (ts, ts, ev["level"], release, release, ev["event_id"], ts, issue_id))
-        user = ev.get("_user_key")
-        if user and tx.execute("INSERT OR IGNORE INTO error_issue_users VALUES (?, ?)",
-                               (issue_id, user)).rowcount:
-            tx.execute("UPDATE error_issues SET user_count = user_count + 1 WHERE id = ?", (issue_id,))
-        for kind, value in (("environment", ev.get("environment", "")), ("release", release)):
-            if value:
-                tx.execute("INSERT INTO error_issue_facets VALUES (?, ?, ?, 1, ?, ?) "
-                           "ON CONFLICT DO UPDATE SET times_seen = times_seen + 1, "
+                "UPDATE error_issues SET times_seen = ?, last_seen = ?, first_seen = ?, level = ?, last_release = ?, "
+                "last_event_id = ?, substatus = ?" + (", status = ?, status_details = '{}'" if reopened else "")
+                + " WHERE id = ?",
+                (seen, last_seen, first_seen, level, last_release, last_id, sub,
+                 *((status,) if reopened else ()), issue_id))
+        users = {u for _, _, ev in items if (u := ev.get("_user_key"))}
+        if users:
+            added = tx.executemany("INSERT OR IGNORE INTO error_issue_users VALUES (?, ?)",
+                                   [(issue_id, u) for u in sorted(users)]).rowcount
+            if added > 0:
+                tx.execute("UPDATE error_issues SET user_count = user_count + ? WHERE id = ?", (added, issue_id))
+        facets: dict[tuple[str, str], list[float]] = {}  # (kind, value) -> [count, first, last]
+        for _, _, ev in items:
+            ts = ev["timestamp"]
+            for kind, value in (("environment", ev.get("environment", "")), ("release", ev.get("release", ""))):
+                if value:
+                    f = facets.get((kind, value))
+                    if f is None:
+                        facets[kind, value] = [1, ts, ts]
+                    else:
+                        f[0], f[1], f[2] = f[0] + 1, min(f[1], ts), max(f[2], ts)
+        if facets:
+            tx.executemany("INSERT INTO error_issue_facets VALUES (?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT DO UPDATE SET times_seen = times_seen + excluded.times_seen, "
                            "first_seen = min(first_seen, excluded.first_seen), "
-                           "last_seen = max(last_seen, excluded.last_seen)", (issue_id, kind, value, ts, ts))
-        return change
+                           "last_seen = max(last_seen, excluded.last_seen)",
+                           [(issue_id, kind, value, int(n), lo, hi) for (kind, value), (n, lo, hi) in facets.items()])
+        return changes
 
     # ---- reads -----------------------------------------------------------------------------
     def get(self, issue_id: int) -> dict[str, Any] | None:
