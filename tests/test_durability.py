@@ -122,3 +122,20 @@ def test_bad_payloads_get_400_and_do_not_disturb(tmp_path: Path) -> None:
         assert r.status_code == 204
         assert c.get("/-/healthy").status_code == 200
     assert stored_values(tmp_path / "data") == {7: 1}
+
+
+def test_clean_stop_after_loading_a_large_head(tmp_path: Path) -> None:
+    """`heron up` exits 0 on SIGTERM after loading 6 000 series into the head (it crashed with
+    SIGSEGV when the load's gc.freeze() kept chDB's objects from the interpreter's last collections)."""
+    data = tmp_path / "data"
+    body = encode_write_request([({"__name__": "stop_test", "i": str(i)}, [(NOW_MS - 60_000, 1.0), (NOW_MS, 2.0)])
+                                 for i in range(6000)])
+    with HeronProcess(data) as heron:
+        r = httpx.post(heron.url + "/api/v1/write", content=body, headers={**heron.headers, **REMOTE_WRITE_HEADERS})
+        assert r.status_code == 204, r.text
+    heron = HeronProcess(data).start()
+    try:
+        assert "loaded 12000 samples of 6" in heron.log(), heron.log()[-2000:]
+    finally:
+        code = heron.stop()
+    assert code == 0, heron.log()[-3000:]

@@ -237,6 +237,7 @@ class Head:
         self._thread_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._froze = False  # load() froze the GC's view of the index (see close())
         self._compacted_at = time.monotonic()
         self._evicted_to = EVERYTHING  # the cutoff of the last eviction pass
         self.disabled: str | None = None
@@ -409,6 +410,12 @@ class Head:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self._froze:
+            # Frozen objects escape the interpreter's last collections; chDB's objects among them
+            # would then be torn down by its C++ exit handlers instead, which crashed `heron up` on
+            # stop (SIGSEGV after a load of 5k+ series). Hand them back before the process ends.
+            gc.unfreeze()
+            self._froze = False
 
     def _sorted_tail(self, st: _State, k: int, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The first `k` tail chunks sorted by (position, ts), last write winning: (pos, ts - base, value)."""
@@ -506,6 +513,7 @@ class Head:
         # (Small heads, as in tests, are not worth pinning whatever else is alive now.)
         if len(self.index) >= 5_000:
             gc.freeze()
+            self._froze = True
         return loaded
 
     def _cap_cutoff(self, storage: Storage, cutoff: int, upper: int) -> int:
