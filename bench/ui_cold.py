@@ -3,7 +3,8 @@
     python bench/ui_cold.py [--series 10000] [--hours 6] [--restarts 6]
 
 Same data and 12-panel dashboard as bench/ui_dashboard.py (loaded once into one data dir). Each
-restart alternates `ui.warmup: true` / `false`, waits 2 s, opens a new browser context (empty
+restart alternates `ui.warmup: true` / `false`, waits for the warm-up to finish (when on) and
+2 s more, opens a new browser context (empty
 cache), logs in and loads the dashboard twice on two ranges never asked before. Printed per load:
 time to all panels drawn, Heron's user and system CPU and its minor page faults during the load
 (from /proc: far steadier than times on a shared machine). The ratio first/second is the cold
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from bench.promql import LOADER  # noqa: E402
-from bench.ui_dashboard import dashboard  # noqa: E402
+from bench.ui_dashboard import WARMED, dashboard, wait_warm  # noqa: E402
 from tests.promql.peer import web_backend_data  # noqa: E402
 from tests.ui.helpers import launch, login  # noqa: E402
 
@@ -70,7 +71,11 @@ def main() -> None:
         browser = launch(p)
         for i in range(args.restarts):
             warm = i % 2 == 0
-            heron = HeronProcess(data_dir=tmp / "heron", config={"ui": {"warmup": warm}}).start()
+            heron = HeronProcess(data_dir=tmp / "heron", config={"ui": {"warmup": warm}})
+            warmed = heron.log().count(WARMED)
+            heron.start()
+            if warm:
+                wait_warm(heron, warmed)
             try:
                 assert heron.proc is not None
                 httpx.post(heron.url + "/api/heron/dashboards", json=dashboard(), headers=heron.headers,

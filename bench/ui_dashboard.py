@@ -20,8 +20,8 @@ Runs, in this order, each a full page navigation:
   previous reply older than 5 min and evaluates the rest (heron.ui.extents), like an auto-refresh.
   The bench data ends when it was generated, so the newest minutes of that range hold no samples.
 - cold, --cold times, last: the first load after a start (Heron restarted on the same data, a
-  new browser context with an empty cache, logged in; 2 s after Heron is ready, which its
-  start-up warm-up needs: heron.ui.warmup), each on a range of its own, older than the others.
+  new browser context with an empty cache, logged in; once Heron's start-up warm-up
+  (heron.ui.warmup) is done, and 2 s more), each on a range of its own, older than the others.
 
 Peer: Grafana is not installable here, so the side-by-side is the data path: the exact query
 requests the page sent (same expr, range, step) replayed 6 at a time, as Chromium does, against
@@ -107,6 +107,14 @@ def proc_cost(pid: int) -> tuple[float, int]:
 
 
 TICK = os.sysconf("SC_CLK_TCK")
+WARMED = "ui warm-up:"  # heron.ui.warmup logs this when done
+
+
+def wait_warm(heron: HeronProcess, before: int, timeout: float = 20) -> None:
+    """Until Heron's start-up warm-up logged that it is done (or `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while heron.log().count(WARMED) <= before and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def browser_runs(heron: HeronProcess, runs: int, colds: int, start: float, end: float) -> dict[str, Any]:
@@ -128,7 +136,9 @@ def browser_runs(heron: HeronProcess, runs: int, colds: int, start: float, end: 
                 if page is not None:
                     page.context.close()
                     heron.stop()
+                    warmed = heron.log().count(WARMED)
                     heron.start()
+                    wait_warm(heron, warmed)
                 time.sleep(2)  # what a person takes to open a dashboard after a start
                 page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
                 login(page, heron.url, heron.token)
