@@ -23,10 +23,55 @@ _lock = threading.Lock()
 # Inserts hand chDB an Arrow IPC file and run a plain INSERT ... SELECT FROM file(): chDB never
 # calls back into Python (its Python() table function deadlocked against concurrent queries on
 # the GIL) and never holds a streaming insert open (which refuses every other statement). So
-# queries and inserts from many threads run in parallel, with no lock of ours.
+# queries and inserts from many threads run in parallel; only statements with query parameters
+# run alone (_ParamsLock).
 _SPOOL = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
 _session: Any = None
 _session_path: str | None = None
+
+
+class _ParamsLock:
+    """Query parameters live in the shared session, not in the query: two statements with params
+    running at once get each other's values (silently: `SELECT {x:Int64}` returned the other
+    thread's x), and a statement without params running beside one clears them ("Substitution
+    `x` is not set"). So a statement with params runs alone; the others still run in parallel."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0  # exclusive waiters go first: a stream of plain queries cannot starve them
+
+    def acquire(self, exclusive: bool) -> None:
+        with self._cond:
+            if exclusive:
+                self._waiting += 1
+                self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
+                self._waiting -= 1
+                self._exclusive = True
+            else:
+                self._cond.wait_for(lambda: not self._exclusive and self._waiting == 0)
+                self._shared += 1
+
+    def release(self, exclusive: bool) -> None:
+        with self._cond:
+            if exclusive:
+                self._exclusive = False
+            else:
+                self._shared -= 1
+            self._cond.notify_all()
+
+
+_params_lock = _ParamsLock()
+
+
+def _query(session: Any, sql: str, *args: Any, params: Mapping[str, Any] | None = None) -> Any:
+    exclusive = bool(params)
+    _params_lock.acquire(exclusive)
+    try:
+        return session.query(sql, *args, params=dict(params)) if params else session.query(sql, *args)
+    finally:
+        _params_lock.release(exclusive)
 
 
 def _open_session(path: str) -> Any:
@@ -62,10 +107,7 @@ class ChDBStorage:
                 settings: Mapping[str, Any] | None = None) -> pa.Table:
         sql = sql + settings_clause(settings)
         try:
-            if params:
-                result = self._session.query(sql, "ArrowTable", params=dict(params))
-            else:
-                result = self._session.query(sql, "ArrowTable")
+            result = _query(self._session, sql, "ArrowTable", params=params)
         except Exception as exc:
             raise StorageError(str(exc)) from exc
         if isinstance(result, pa.Table):
@@ -74,10 +116,7 @@ class ChDBStorage:
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         try:
-            if params:
-                self._session.query(sql, params=dict(params))
-            else:
-                self._session.query(sql)
+            _query(self._session, sql, params=params)
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 
@@ -90,9 +129,8 @@ class ChDBStorage:
         try:
             with pa.OSFile(str(spool), "wb") as sink, pa.ipc.new_stream(sink, data.schema) as writer:
                 writer.write_table(data)
-            self._session.query(
-                f"INSERT INTO {qualified(self.database, table)} ({cols}){settings} "
-                f"SELECT {cols} FROM file('{spool}', 'ArrowStream')")
+            _query(self._session, f"INSERT INTO {qualified(self.database, table)} ({cols}){settings} "
+                                  f"SELECT {cols} FROM file('{spool}', 'ArrowStream')")
         except Exception as exc:
             raise StorageError(f"insert into {table}: {exc}") from exc
         finally:
