@@ -120,6 +120,7 @@ def test_browser_sdk_across_origins(heron_proc: HeronProcess, site: Path) -> Non
         unhandled = next(i for i in got if i["count"] == "1" and i["level"] == "error")
         assert handled["title"].startswith("TypeError") and unhandled["title"].startswith("TypeError")
         assert handled["userCount"] == 1 and handled["firstRelease"] == {"version": "web-shop@2.0.0"}
+        assert handled["isUnhandled"] is False and unhandled["isUnhandled"] is True  # Sentry's badge
         ev = c.get(f"/api/0/issues/{handled['id']}/events/latest/").json()
         assert ev["platform"] == "javascript" and ev["sdk"]["name"] == "sentry.javascript.browser"
         entries = {e["type"]: e["data"] for e in ev["entries"]}
@@ -132,3 +133,5 @@ def test_browser_sdk_across_origins(heron_proc: HeronProcess, site: Path) -> Non
         ev = c.get(f"/api/0/issues/{unhandled['id']}/events/latest/").json()
         exc = {e["type"]: e["data"] for e in ev["entries"]}["exception"]["values"][-1]
         assert exc["mechanism"]["handled"] is False and "renderTotals" in exc["value"]
+        tags = dict((t["key"], t["value"]) for t in ev["tags"])
+        assert (tags["handled"], tags["mechanism"]) == ("no", "instrument"), tags  # the wrapped click handler

@@ -165,7 +165,7 @@ def _issue_api(heron: Heron, row: dict[str, Any], stats: list[list[int]] | None 
            "lastRelease": {"version": row["last_release"]} if row["last_release"] else None,
            "permalink": f"{base_url(heron.config)}/errors/issues/{row['id']}",
            "project": {"id": str(row["project_id"]), "slug": row["project_slug"], "name": row["project_name"]},
-           "isUnhandled": False, "hasSeen": False, "isBookmarked": False, "isPublic": False,
+           "isUnhandled": bool(row.get("unhandled")), "hasSeen": False, "isBookmarked": False, "isPublic": False,
            "annotations": [], "numComments": 0, "assignedTo": None, "logger": None}
     if "ignoreUntil" in details:
         out["statusDetails"]["ignoreUntil"] = iso(details["ignoreUntil"])

@@ -205,6 +205,10 @@ MIGRATIONS: list[ControlMigration] = [
         );
         CREATE INDEX IF NOT EXISTS am_notification_history_receiver ON am_notification_history (receiver, id);
     """),
+    ControlMigration("0014_error_issue_unhandled", """
+        -- Sentry's isUnhandled: some event of the issue had an exception mechanism with handled: false
+        ALTER TABLE error_issues ADD COLUMN unhandled INTEGER NOT NULL DEFAULT 0;
+    """),
 ]
 
 

@@ -34,7 +34,7 @@ KNOWN = {"event", "transaction", "check_in", "session", "sessions", "client_repo
          "user_report", "feedback", "statsd", "metric_buckets", "profile", "replay_event",
          "replay_recording", "replay_video", "span", "otel_log", "log", "profile_chunk", "nel"}
 COUNTED_FIELDS = ("event_id", "timestamp", "received", "level", "platform", "type", "title", "culprit",
-                  "metadata", "release", "environment", "_user_key")
+                  "metadata", "release", "environment", "_user_key", "_unhandled")
 """What issue counting and alerts read of an event (the full event goes to storage only)."""
 
 Record = tuple[int, str, str, str, str, float, str, bytes]
@@ -136,6 +136,8 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
                         transactions.append(ev)
                     else:
                         ev["_user_key"] = user_key(ev.get("user"))
+                        if ev.get("tags", {}).get("handled") == "no":
+                            ev["_unhandled"] = True
                         iid = group(pid, ev)
                         # the row now, and only the counted fields kept: the decoded event is
                         # freed before the next one is decoded (its memory is reused, cache-warm)

@@ -156,6 +156,8 @@ class IssueStore:
                 + " WHERE id = ?",
                 (seen, last_seen, first_seen, level, last_release, last_id, sub,
                  *((status,) if reopened else ()), issue_id))
+        if any(ev.get("_unhandled") for _, _, ev in items):
+            tx.execute("UPDATE error_issues SET unhandled = 1 WHERE id = ? AND unhandled = 0", (issue_id,))
         users = {u for _, _, ev in items if (u := ev.get("_user_key"))}
         if users:
             added = tx.executemany("INSERT OR IGNORE INTO error_issue_users VALUES (?, ?)",

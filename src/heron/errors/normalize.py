@@ -329,6 +329,10 @@ def normalize(raw: dict[str, Any], received: float | None = None, client_ip: str
     if crumbs:
         ev["breadcrumbs"] = {"values": [breadcrumb(b, received) for b in crumbs[-MAX_BREADCRUMBS:]]}
     tags = _pairs(raw.get("tags"), MAX_TAG)
+    mechanisms = [e["mechanism"] for e in excs if isinstance(e.get("mechanism"), dict)]
+    if mechanisms:  # Sentry's own tags: what caught the error, and whether the app did
+        tags.setdefault("handled", "no" if any(m.get("handled") is False for m in mechanisms) else "yes")
+        tags.setdefault("mechanism", str(mechanisms[-1].get("type") or "generic")[:MAX_TAG])
     if tags:
         ev["tags"] = tags
     for key in ("contexts", "extra", "modules", "sdk", "debug_meta", "measurements"):
