@@ -50,3 +50,13 @@ def new_project(heron: Heron, name: str = "backend", **kw: Any) -> tuple[int, st
 
 def auth(key: str) -> dict[str, str]:
     return {"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_client=test/1.0, sentry_key={key}"}
+
+
+def wait_until(fn: Any, timeout: float = 20) -> Any:
+    """Poll `fn` until it returns something truthy (or the timeout passes); returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)

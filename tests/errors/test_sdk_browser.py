@@ -3,15 +3,8 @@ than Heron: handled and unhandled errors, messages, user and breadcrumbs arrive 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import subprocess
-import tempfile
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +14,7 @@ from heron.testing import HeronProcess
 from tests.ui.helpers import CHROMIUM, launch
 
 from .conftest import create_project
+from .helpers import wait_until
 
 NPM = shutil.which("npm")
 pytestmark = [pytest.mark.peer,
@@ -39,66 +33,28 @@ document.getElementById("buy").addEventListener("click", () => { window.renderTo
 </script></body></html>"""
 
 
-@pytest.fixture(scope="module")
-def site() -> Iterator[Path]:
-    """A folder with the SDK bundled as one script, as a web app's build step would ship it."""
-    d = Path(tempfile.mkdtemp(prefix="heron-sentry-browser-"))
-    (d / "package.json").write_text(json.dumps({"name": "heron-sentry-browser-test", "private": True}))
-    out = subprocess.run([NPM or "npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
-                          "@sentry/browser@8", "esbuild@0.24"], cwd=d, capture_output=True, text=True, timeout=240)
-    if out.returncode != 0:
-        pytest.fail(f"npm install @sentry/browser failed (registry unreachable?):\n{out.stderr[-2000:]}")
-    (d / "entry.js").write_text('import * as Sentry from "@sentry/browser"; window.Sentry = Sentry;\n')
-    out = subprocess.run([str(d / "node_modules/.bin/esbuild"), "entry.js", "--bundle", "--format=iife",
-                          "--outfile=sentry.js"], cwd=d, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def _serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-def _wait(fn: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
-
-
-def test_browser_sdk_across_origins(heron_proc: HeronProcess, site: Path) -> None:
+def test_browser_sdk_across_origins(heron_proc: HeronProcess, sentry_browser_bundle: Path,
+                                    browser_site: str) -> None:
     from playwright.sync_api import sync_playwright
 
     dsn = create_project(heron_proc, "web-shop")
-    (site / "index.html").write_text(PAGE % {"dsn": json.dumps(dsn)})
-    server, origin = _serve(site)
+    (sentry_browser_bundle / "shop.html").write_text(PAGE % {"dsn": json.dumps(dsn)})
+    origin = browser_site
     failed: list[str] = []
     console_errors: list[str] = []
     envelopes: list[dict[str, Any]] = []
-    try:
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page()
-            page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-            page.on("response", lambda r: envelopes.append(
-                {"status": r.status, "acao": r.headers.get("access-control-allow-origin")})
-                if "/envelope/" in r.url else None)
-            page.goto(origin + "/index.html")
-            page.click("#buy")  # an unhandled TypeError: the SDK's global handler reports it
-            assert page.evaluate("Sentry.flush(10000)") is True
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        page.on("response", lambda r: envelopes.append(
+            {"status": r.status, "acao": r.headers.get("access-control-allow-origin")})
+            if "/envelope/" in r.url else None)
+        page.goto(origin + "/shop.html")
+        page.click("#buy")  # an unhandled TypeError: the SDK's global handler reports it
+        assert page.evaluate("Sentry.flush(10000)") is True
+        browser.close()
     assert not failed, failed
     # the SDK's own requests must not be blocked: every envelope answered 200 and readable cross-origin
     assert len(envelopes) >= 4 and all(e["status"] == 200 for e in envelopes), envelopes
@@ -110,7 +66,7 @@ def test_browser_sdk_across_origins(heron_proc: HeronProcess, site: Path) -> Non
             got: list[dict[str, Any]] = c.get("/api/0/projects/heron/web-shop/issues/").json()
             return got if sum(int(i["count"]) for i in got) >= 4 else []
 
-        got = _wait(issues)
+        got = wait_until(issues)
         summary = sorted((i["title"], i["count"], i["level"]) for i in got)
         # the two handled errors differ in message only (so the SDK's Dedupe sends both): one issue
         assert sorted(s[1:] for s in summary) == [("1", "error"), ("1", "warning"), ("2", "error")], summary
@@ -126,7 +82,7 @@ def test_browser_sdk_across_origins(heron_proc: HeronProcess, site: Path) -> Non
         entries = {e["type"]: e["data"] for e in ev["entries"]}
         frames = entries["exception"]["values"][-1]["stacktrace"]["frames"]
         assert any(f["function"] == "checkout" for f in frames), frames
-        assert entries["request"]["url"] == origin + "/index.html"
+        assert entries["request"]["url"] == origin + "/shop.html"
         assert any(b.get("category") == "console" and b.get("message") == "basket loaded"
                    for b in entries["breadcrumbs"]["values"])
         assert ev["user"]["id"] == "b1"

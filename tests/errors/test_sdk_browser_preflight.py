@@ -5,14 +5,8 @@ it), captured and uncaught exceptions as issues, and the preflight answer itself
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import subprocess
-import tempfile
-import threading
-from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +15,7 @@ import pytest
 from heron.testing import HeronProcess
 
 from .conftest import create_project
-from .test_sdk_node import _wait
+from .helpers import wait_until
 
 NODE, NPM = shutil.which("node"), shutil.which("npm")
 CHROMIUM = "/usr/bin/chromium"
@@ -53,37 +47,13 @@ window.results = {};
 </script></body></html>"""
 
 
-@pytest.fixture(scope="module")
-def bundle() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="heron-sentry-browser-"))
-    (d / "package.json").write_text(json.dumps({"name": "heron-sentry-browser-test", "private": True}))
-    out = subprocess.run([NPM or "npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
-                          "@sentry/browser@8", "esbuild@0.24"], cwd=d, capture_output=True, text=True, timeout=240)
-    if out.returncode != 0:
-        pytest.fail(f"npm install @sentry/browser failed (registry unreachable?):\n{out.stderr[-2000:]}")
-    (d / "entry.js").write_text('import * as Sentry from "@sentry/browser"; window.Sentry = Sentry;\n')
-    out = subprocess.run([str(d / "node_modules/.bin/esbuild"), "entry.js", "--bundle", "--format=iife",
-                          "--outfile=site/sentry.js"], cwd=d, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    yield d / "site"
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def site(bundle: Path) -> Iterator[str]:
-    """The page's own origin: a static server on another port than Heron's."""
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(bundle))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-def test_browser_envelope_with_auth_header_passes_cors_preflight(heron_proc: HeronProcess, bundle: Path, site: str) -> None:
+def test_browser_envelope_with_auth_header_passes_cors_preflight(heron_proc: HeronProcess, sentry_browser_bundle: Path,
+                                                                 browser_site: str) -> None:
+    bundle, site = sentry_browser_bundle, browser_site
     from playwright.sync_api import sync_playwright
 
     dsn = create_project(heron_proc, "web-preflight")
-    (bundle / "index.html").write_text(PAGE.replace("DSN", json.dumps(dsn), 1).replace("new URL(DSN)",
+    (bundle / "preflight.html").write_text(PAGE.replace("DSN", json.dumps(dsn), 1).replace("new URL(DSN)",
                                                                                        f"new URL({json.dumps(dsn)})"))
     requests: list[tuple[str, str]] = []
     with sync_playwright() as p:
@@ -93,7 +63,7 @@ def test_browser_envelope_with_auth_header_passes_cors_preflight(heron_proc: Her
             page.on("request", lambda r: requests.append((r.method, r.url)) if "/envelope/" in r.url else None)
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(site + "/index.html")
+            page.goto(site + "/preflight.html")
             page.wait_for_function("window.results.fetch || window.results.error", timeout=30_000)
             results: dict[str, Any] = page.evaluate("window.results")
         finally:
@@ -120,14 +90,14 @@ def test_browser_envelope_with_auth_header_passes_cors_preflight(heron_proc: Her
             got: list[dict[str, Any]] = c.get("/api/0/projects/heron/web-preflight/issues/").json()
             return got if sum(int(i["count"]) for i in got) >= 3 else []
 
-        got = _wait(issues)
+        got = wait_until(issues)
         by_title = {i["title"]: i for i in got}
         assert set(by_title) == {"TypeError: Cannot read properties of undefined (reading 'length')",
                                  "ReferenceError: applyCoupon is not defined", "sent by fetch"}, list(by_title)
         issue = by_title["TypeError: Cannot read properties of undefined (reading 'length')"]
         assert (issue["count"], issue["userCount"], issue["level"]) == ("1", 1, "error")
         assert issue["firstRelease"] == {"version": "web@2.1.0"}
-        ev = _wait(lambda: c.get(f"/api/0/issues/{issue['id']}/events/latest/").json().get("entries"))
+        ev = wait_until(lambda: c.get(f"/api/0/issues/{issue['id']}/events/latest/").json().get("entries"))
         ev = c.get(f"/api/0/issues/{issue['id']}/events/latest/").json()
         entries = {e["type"]: e["data"] for e in ev["entries"]}
         frames = entries["exception"]["values"][-1]["stacktrace"]["frames"]

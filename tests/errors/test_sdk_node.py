@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from heron.testing import HeronProcess
 
 from .conftest import create_project
+from .helpers import wait_until
 
 NODE, NPM = shutil.which("node"), shutil.which("npm")
 pytestmark = [pytest.mark.peer, pytest.mark.skipif(not (NODE and NPM), reason="node/npm not installed")]
@@ -56,15 +56,6 @@ def node_dir() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-def _wait(fn: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
-
-
 def test_node_sdk(heron_proc: HeronProcess, node_dir: Path) -> None:
     dsn = create_project(heron_proc, "node-app")
     (node_dir / "app.js").write_text(SCRIPT)
@@ -76,14 +67,14 @@ def test_node_sdk(heron_proc: HeronProcess, node_dir: Path) -> None:
             got: list[dict[str, Any]] = c.get("/api/0/projects/heron/node-app/issues/", params={"sort": "freq"}).json()
             return got if sum(int(i["count"]) for i in got) >= 6 else []
 
-        got = _wait(issues)
+        got = wait_until(issues)
         summary = sorted((i["title"], i["count"], i["level"]) for i in got)
         assert summary == [("Error: gw A", "2", "error"),
                            ("Error: server failed to start", "2", "error"),
                            ("disk usage at 91%", "2", "warning")], summary
         chained = next(i for i in got if i["title"] == "Error: server failed to start")
         assert chained["userCount"] == 1 and chained["firstRelease"] == {"version": "node-app@1.0.0"}
-        ev = _wait(lambda: c.get(f"/api/0/issues/{chained['id']}/events/latest/").json().get("entries"))
+        ev = wait_until(lambda: c.get(f"/api/0/issues/{chained['id']}/events/latest/").json().get("entries"))
         ev = c.get(f"/api/0/issues/{chained['id']}/events/latest/").json()
         entries = {e["type"]: e["data"] for e in ev["entries"]}
         assert [v["type"] for v in entries["exception"]["values"]] == ["TypeError", "Error"]
@@ -92,7 +83,7 @@ def test_node_sdk(heron_proc: HeronProcess, node_dir: Path) -> None:
         crumb = next(b for b in entries["breadcrumbs"]["values"] if b.get("category") == "db")
         assert crumb["data"] == {"password": "[Filtered]"}
         assert ev["platform"] == "node" and ev["sdk"]["name"] == "sentry.javascript.node"
-        tx = _wait(lambda: c.get("/api/0/projects/heron/node-app/transactions/").json())
+        tx = wait_until(lambda: c.get("/api/0/projects/heron/node-app/transactions/").json())
         assert [(t["transaction"], t["count"], t["release"]) for t in tx] == [("nightly-export", 1, "node-app@1.0.0")]
         mons = {m["slug"]: m for m in c.get("/api/0/organizations/heron/monitors/").json()}
         assert mons["node-export"]["status"] == "ok"
