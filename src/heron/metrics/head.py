@@ -31,6 +31,7 @@ ranges go to storage (`promql.fetch` splits a range that straddles the start).
 
 from __future__ import annotations
 
+import atexit
 import gc
 import itertools
 import logging
@@ -513,6 +514,8 @@ class Head:
         # (Small heads, as in tests, are not worth pinning whatever else is alive now.)
         if len(self.index) >= 5_000:
             gc.freeze()
+            if not self._froze:  # also at an exit that skips close() (a start that fails later)
+                atexit.register(gc.unfreeze)
             self._froze = True
         return loaded
 
