@@ -117,6 +117,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("\ntraffic stopped (Ctrl-C)")
         inst.flush()
         time.sleep(1.5)  # one more flush interval, so the summary sees the last batch
+        if args.outage_after >= 0:
+            _await_alert(url, headers)
         print(summary(url, headers, stats))
         if not args.exit:
             print(f"\nHeron keeps running at {url}; Ctrl-C to stop.", flush=True)
@@ -147,6 +149,24 @@ async def _traffic_with_progress(base: str, args: argparse.Namespace, stats: Any
         if not task.done():
             print(f"  … {stats.line()}", flush=True)
     task.result()
+
+
+def _await_alert(url: str, headers: dict[str, str], timeout: float = 30.0) -> None:
+    """The outage's alert needs its rate window, `for:` and an evaluation after the traffic's
+    first errors; on a slow machine a short run can end before that. Wait (bounded) for it."""
+    deadline = time.monotonic() + timeout
+    said = False
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url + "/api/v1/alerts", headers=headers, timeout=5)
+            if any(a.get("state") == "firing" for a in r.json().get("data", {}).get("alerts", [])):
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        if not said:
+            print("waiting for the outage's alert to fire (rate window, then 'for: 10s') ...", flush=True)
+            said = True
+        time.sleep(1)
 
 
 def _quiet_console(inst: Any) -> None:
