@@ -232,6 +232,11 @@ async def test_reload_and_file_sd(tmp_path: Path, app_target: Any) -> None:
     manager = next(s for s in heron.services if s.name == "scrape")
     try:
         assert [lp.target.labels["team"] for _, lp in manager.targets()] == ["a"]
+
+        async def scraped_a() -> Any:
+            return _series(await samples(heron), "up", team="a")
+        # A target retired before its first scrape has nothing to mark stale: let it scrape once.
+        assert await wait_for(scraped_a)
         # file_sd: the file changes, the target's labels follow within a couple of seconds.
         sd.write_text(json.dumps([{"targets": [address], "labels": {"team": "b"}}]))
         await wait_for(lambda: [lp.target.labels["team"] for _, lp in manager.targets()] == ["b"])
