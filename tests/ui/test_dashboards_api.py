@@ -10,7 +10,7 @@ import pytest
 
 from heron.exceptions import ConfigError
 from heron.server import Heron
-from heron.ui.provision import validate
+from heron.ui.provision import step_cache, validate
 from tests.conftest import make_config
 
 SEED = Path(__file__).parent / "testdata" / "app_performance.grafana.json"
@@ -87,7 +87,7 @@ def test_provisioning_config_errors(tmp_path: Path) -> None:
         validate(cfg)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"ui\.theme: unknown key"):
         validate(make_config(tmp_path, ui={"theme": "x"}))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"ui\.query_cache\.ttl: expected one of max_mb, recent_ttl, ttl"):
+    with pytest.raises(ConfigError, match=r"ui\.query_cache\.ttl: expected one of max_mb, recent_ttl, steps_mb, ttl"):
         validate(make_config(tmp_path, ui={"query_cache": {"ttl": "1m"}}))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"ui\.query_cache\.size: expected one of"):
         validate(make_config(tmp_path, ui={"query_cache": {"size": 3}}))  # type: ignore[arg-type]
@@ -97,6 +97,18 @@ def test_provisioning_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ui\.warmup: must be true or false"):
         validate(make_config(tmp_path, ui={"warmup": "no"}))  # type: ignore[arg-type]
     validate(make_config(tmp_path, ui={"warmup": False}))  # type: ignore[arg-type]
+
+
+async def test_step_cache_follows_the_config(heron: Heron, tmp_path: Path) -> None:
+    """`ui.query_cache.steps_mb` sizes the engine's step cache; 0 turns it off (also on reload)."""
+    assert heron.query_engine.head is not None and heron.query_engine.step_cache is not None
+    assert heron.query_engine.step_cache.max_bytes == 128 << 20
+    step_cache(heron, make_config(tmp_path, ui={"query_cache": {"steps_mb": 0}}))  # type: ignore[arg-type]
+    assert heron.query_engine.step_cache is None
+    step_cache(heron, make_config(tmp_path, ui={"query_cache": {"steps_mb": 16}}))  # type: ignore[arg-type]
+    assert heron.query_engine.step_cache is not None and heron.query_engine.step_cache.max_bytes == 16 << 20
+    with pytest.raises(ConfigError, match=r"ui\.query_cache\.steps_mb: expected"):
+        validate(make_config(tmp_path, ui={"query_cache": {"steps_mb": -1}}))  # type: ignore[arg-type]
 
 
 async def test_provisioning_from_files(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ ranges go to storage (`promql.fetch` splits a range that straddles the start).
 from __future__ import annotations
 
 import atexit
+import collections
 import gc
 import itertools
 import logging
@@ -60,6 +61,7 @@ MAX_SERIES = 1 << (63 - KEY_SHIFT)
 EVERYTHING = -(2**62)
 OFFSET_SPAN = 1 << 30  # int32 offsets: the block's samples stay within base .. base + 2^31
 BYTES_PER_SAMPLE = 12
+WRITE_LOG = 4096  # appends remembered by written_since (~1 h of 1 s writes)
 _EMPTY_I = np.empty(0, np.int64)
 _EMPTY_F = np.empty(0, np.float64)
 
@@ -242,6 +244,11 @@ class Head:
         self._compacted_at = time.monotonic()
         self._evicted_to = EVERYTHING  # the cutoff of the last eviction pass
         self.disabled: str | None = None
+        # Write log for result caches (heron.promql.stepcache): `writes` counts accepted appends and
+        # loads; `_lows` keeps (count, lowest ts) of the recent ones, so `written_since` can say
+        # which steps a cached result may no longer match.
+        self.writes = 0
+        self._lows: collections.deque[tuple[int, int]] = collections.deque(maxlen=WRITE_LOG)
 
     def _empty(self, coverage: int | None, base: int | None = None) -> _State:
         base = self._now_ms() - self.window_ms if base is None else base
@@ -337,6 +344,7 @@ class Head:
             if self.disabled is None:
                 log.warning("in-memory head disabled: %s; queries read storage", reason)
             self.disabled = reason
+            self._note_write(EVERYTHING)
             self._state = self._empty(None)
 
     # --- writing -------------------------------------------------------------------------------
@@ -369,10 +377,26 @@ class Head:
                 return
             st = self._state
             self._state = st.with_(tail=(*st.tail, (pos, ts, values)), tail_n=st.tail_n + len(ts))
+            self._note_write(int(ts.min()))  # after the swap: a reader counting it sees the samples
             full = self._state.tail_n >= self.tail_limit
         self._ensure_thread()
         if full:
             self._wake.set()
+
+    def _note_write(self, low: int) -> None:
+        """Record a write whose lowest timestamp is `low` (caller holds the write lock)."""
+        self.writes += 1
+        self._lows.append((self.writes, low))
+
+    def written_since(self, writes: int) -> int | None:
+        """The lowest timestamp written after the first `writes` writes (None: nothing since);
+        EVERYTHING when that is older than the log remembers."""
+        lows = self._lows
+        if writes >= self.writes:
+            return None
+        if not lows or lows[0][0] > writes + 1:
+            return EVERYTHING
+        return min(low for n, low in list(lows) if n > writes)
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:
@@ -505,6 +529,7 @@ class Head:
                 cov = max(EVERYTHING if complete else cutoff, self._min_cover)
                 self._state = _State(offsets, ts, values, base, cur.tail, cur.tail_n, cov,
                                      min(upper, self._max_cover))
+                self._note_write(EVERYTHING)
         if len(ts) > self.max_samples:  # writes during the load can still push it past the cap
             self.compact(now_ms)
         log.info("head: loaded %d samples of %d series (coverage from %s)", loaded, len(labels),

@@ -20,6 +20,7 @@ from heron.promql import aggregations, binops, functions
 from heron.promql.fetch import QueryError, Selection, select
 from heron.promql.parse import ParsedQuery, ParseError, duration_ms, matcher_groups, parse_query
 from heron.promql.result import Result, Sample, Series
+from heron.promql.stepcache import Busy, StepCache
 from heron.promql.values import Range, Scalar, String, Value, Vector, drop_name, upto
 from heron.storage.base import Storage
 
@@ -40,12 +41,14 @@ class Engine:
     caps the samples one query may load (Prometheus' --query.max-samples); `timeout` (seconds)
     bounds one evaluation; `subquery_step` is the step of `[5m:]` subqueries (seconds);
     `pushdown` lets ClickHouse compute rate/increase/delta/irate/idelta of plain selectors;
-    `head` (heron.metrics.head) answers the ranges it covers from memory, without SQL.
+    `head` (heron.metrics.head) answers the ranges it covers from memory, without SQL;
+    `step_cache_mb` bounds the cache of range-function results per window end that range
+    queries over the head share (heron.promql.stepcache; 0 turns it off).
     """
 
     def __init__(self, storage: Storage, lookback: float = 300.0, max_samples: int = 50_000_000,
                  timeout: float = 120.0, subquery_step: float = 60.0, pushdown: bool = True,
-                 head: Head | None = None) -> None:
+                 head: Head | None = None, step_cache_mb: float = 128) -> None:
         self.storage = storage
         self.head = head
         self.pushdown = pushdown  # rate & co. through ClickHouse's timeSeries*ToGrid (pushdown.py)
@@ -53,6 +56,8 @@ class Engine:
         self.max_samples = max_samples
         self.timeout = timeout
         self.subquery_step_ms = int(subquery_step * 1000)
+        self.step_cache = StepCache(int(step_cache_mb * (1 << 20))) if head is not None and step_cache_mb > 0 \
+            else None
 
     def parse(self, expr: str) -> ParsedQuery:
         return parse_query(expr)
@@ -239,6 +244,35 @@ class _Evaluation:
         with self._lock:
             self._cache[key] = sel
         return sel
+
+    def cached_range_function(self, name: str, node: Any, grid: np.ndarray,
+                              fn: Callable[[Range], tuple[np.ndarray, np.ndarray]]) -> Vector | None:
+        """`name(node)` for a range query over the head, through the engine's step cache; None
+        when it does not apply (instant query, `@`, a range the head does not cover)."""
+        cache, head = self.engine.step_cache, self.engine.head
+        if cache is None or head is None or not self.step or type(node).__name__ != "MatrixSelector":
+            return None
+        vs = node.vector_selector
+        if vs.at is not None:
+            return None
+        offset = duration_ms(vs.offset)
+        t = grid - offset
+        rng = duration_ms(node.range)
+        if not head.covers(int(t[0]) - rng, int(t[-1])):
+            return None
+
+        def evaluate(ends: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray]:
+            sel = self.selection(vs, int(ends[0]) - rng, int(ends[-1]))
+            sel = sel.without(is_stale(sel.values))
+            vals, pres = fn(Range(sel, ends, rng, steps=ends + offset))
+            return list(sel.labels), vals, pres
+
+        try:
+            labels, vals, pres = cache.get((name, repr(matcher_groups(vs)), rng), head, t, evaluate,
+                                           self.deadline)
+        except Busy:
+            raise QueryTimeout() from None
+        return Vector([drop_name(lb) for lb in labels], np.where(pres, vals, np.nan), pres).compact()
 
     def _eval_VectorSelector(self, node: Any, grid: np.ndarray) -> Value:
         t = self.times(node.at, node.offset, grid)

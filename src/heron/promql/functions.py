@@ -56,6 +56,15 @@ RANGE_SIMPLE: dict[str, W.Reducer] = {
     "first_over_time": lambda t, v, mask, n, end: v[:, 0],
 }
 
+# Range functions whose value at a step reads only that step's window (heron.promql.stepcache).
+CACHED: dict[str, Callable[[Range], tuple[np.ndarray, np.ndarray]]] = {
+    "rate": lambda r: W.extrapolated(r, is_counter=True, is_rate=True),
+    "increase": lambda r: W.extrapolated(r, is_counter=True, is_rate=False),
+    "delta": lambda r: W.extrapolated(r, is_counter=False, is_rate=False),
+    "irate": lambda r: W.instant_delta(r, is_rate=True),
+    "idelta": lambda r: W.instant_delta(r, is_rate=False),
+}
+
 TIME_FUNCS = {"day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute",
               "month", "year"}
 
@@ -78,6 +87,10 @@ def evaluate(ev: _Evaluation, node: Any, grid: np.ndarray) -> Any:
         pushed = pushdown.range_function(ev, name, arg_nodes[0], grid)
         if pushed is not None:
             return pushed
+        if name in CACHED:
+            cached = ev.cached_range_function(name, arg_nodes[0], grid, CACHED[name])
+            if cached is not None:
+                return cached
     args = [ev.eval(a, grid) for a in arg_nodes]
     if name in MATH:
         v = _vec(args[0])

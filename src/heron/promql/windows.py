@@ -67,41 +67,45 @@ def extrapolated(r: Range, is_counter: bool, is_rate: bool) -> tuple[np.ndarray,
     present = np.zeros(shape, bool)
     if len(ts) == 0:
         return out, present
-    csum = None
+    resets = None
     if is_counter and len(vs) > 1:
-        # Counter resets: add the value before every drop inside the window.
-        prev = vs[:-1]
-        dropped = vs[1:] < prev
-        if dropped.any():
-            drops = np.zeros(len(vs))
-            drops[1:] = np.where(dropped, prev, 0.0)
-            sidx_starts = r.sel.starts[:-1]
-            drops[sidx_starts[sidx_starts < len(vs)]] = 0.0
-            csum = np.cumsum(drops)
+        # Counter resets: the value before every drop inside the window is added to it.
+        dropped = np.zeros(len(vs), bool)
+        np.less(vs[1:], vs[:-1], out=dropped[1:])
+        sidx_starts = r.sel.starts[:-1]
+        dropped[sidx_starts[sidx_starts < len(vs)]] = False
+        at = np.flatnonzero(dropped)
+        if len(at):
+            resets = (at, vs[at - 1])
     ends = r.ends[None, :]
     range_start = ends - r.range_ms
     with np.errstate(divide="ignore", invalid="ignore"):
         for a, b, lo, hi in r.window_blocks():
             ok = (hi - lo) >= 2
             present[a:b] = ok
-            res = _extrapolate_block(lo, hi, ts, vs, csum, ends, range_start, r.range_ms, is_counter, is_rate)
+            res = _extrapolate_block(lo, hi, ts, vs, resets, ends, range_start, r.range_ms, is_counter, is_rate)
             np.copyto(out[a:b], res, where=ok)
     return out, present
 
 
 def _extrapolate_block(lo: np.ndarray, hi: np.ndarray, ts: np.ndarray, vs: np.ndarray,
-                       csum: np.ndarray | None, ends: np.ndarray, range_start: np.ndarray,
-                       range_ms: int, is_counter: bool, is_rate: bool) -> np.ndarray:
+                       resets: tuple[np.ndarray, np.ndarray] | None, ends: np.ndarray,
+                       range_start: np.ndarray, range_ms: int, is_counter: bool, is_rate: bool) -> np.ndarray:
     n = hi - lo
     first = np.minimum(lo, len(vs) - 1)
     last = hi - 1  # -1 where a series has no sample yet: a valid index, masked out by the caller
     first_v = vs[first]
     result = vs[last]
     result -= first_v
-    if csum is not None:
-        corr = csum[last]
-        corr -= csum[first]
-        result += corr
+    if resets is not None:
+        # Add each reset's value in sample order, as Prometheus does: a window's sum then
+        # depends only on its own samples, not on where the selection starts.
+        at, before = resets
+        a = np.searchsorted(at, first, "right")
+        k = np.searchsorted(at, last, "right") - a
+        for j in range(int(k.max(initial=0))):
+            w = k > j
+            result[w] += before[a[w] + j]
     first_t = ts[first]
     last_t = ts[last]
     sampled = np.subtract(last_t, first_t).astype(np.float64)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heron.exceptions import ConfigError
+from heron.promql.stepcache import StepCache
 from heron.ui import warmup
 from heron.ui.builtin import builtin_dashboards
 from heron.ui.grafana import DashboardError, parse
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("heron.ui")
 UI_KEYS = {"dashboards", "default_theme", "query_cache", "warmup"}
-CACHE_KEYS = {"ttl", "recent_ttl", "max_mb"}
+CACHE_KEYS = {"ttl", "recent_ttl", "max_mb", "steps_mb"}
 
 
 def validate(config: HeronConfig) -> list[Path]:
@@ -95,6 +96,16 @@ def provision_files(store: DashboardStore, files: list[Path]) -> list[str]:
     return done
 
 
+def step_cache(heron: Heron, config: HeronConfig) -> None:
+    """Size the PromQL engine's step cache from `ui.query_cache.steps_mb` (0 turns it off)."""
+    mb = float(((config.ui or {}).get("query_cache") or {}).get("steps_mb", 128))
+    engine = heron.query_engine
+    if engine.head is None or mb <= 0:
+        engine.step_cache = None
+    elif engine.step_cache is None or engine.step_cache.max_bytes != int(mb * (1 << 20)):
+        engine.step_cache = StepCache(int(mb * (1 << 20)))
+
+
 class Provisioner:
     name = "ui-provisioning"
 
@@ -102,6 +113,7 @@ class Provisioner:
         self.heron = heron
         self.store = DashboardStore(heron.control)
         self.files = validate(heron.config)
+        step_cache(heron, heron.config)
         self._warm: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -115,6 +127,7 @@ class Provisioner:
 
     async def _reload(self, config: HeronConfig) -> None:
         self.files = validate(config)
+        step_cache(self.heron, config)
         provision_files(self.store, self.files)
 
     async def stop(self) -> None:
