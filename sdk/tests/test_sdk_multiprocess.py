@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from heron.testing import free_port
 from test_sdk_fastapi import samples
@@ -38,8 +37,6 @@ GUNICORN_CONF = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not os.access(Path(sys.executable).with_name("gunicorn"), os.X_OK),
-                    reason="gunicorn not installed (heron-sdk[test])")
 def test_gunicorn_workers_aggregate(tmp_path: Path) -> None:
     (tmp_path / "mp_app.py").write_text(APP)
     (tmp_path / "gunicorn_conf.py").write_text(GUNICORN_CONF)
@@ -47,7 +44,7 @@ def test_gunicorn_workers_aggregate(tmp_path: Path) -> None:
     mpdir.mkdir()
     port = free_port()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mpdir)}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-w", "2", "-b", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
                              "-c", "gunicorn_conf.py", "mp_app:app"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
