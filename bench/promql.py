@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--steps", default="15,60")
     ap.add_argument("--no-prometheus", action="store_true")
     ap.add_argument("--sql-too", action="store_true", help="also time Heron without its in-memory head")
+    ap.add_argument("--step-cache", action="store_true",
+                    help="keep Heron's step cache on (every round after the first then reads it)")
     args = ap.parse_args()
 
     per_pair = 17  # series per (service, instance) in web_backend_data
@@ -124,7 +126,10 @@ def main() -> None:
     if args.sql_too:  # the same data loaded twice: a second Heron with the head off
         sql = HeronProcess(data_dir=tmp / "heron-sql", config={"storage": {"head_window": 0}}).start()
     t0 = time.time()
-    heron = HeronProcess(data_dir=tmp / "heron").start()
+    # Each query repeats the same range: with the step cache (heron.promql.stepcache) every round
+    # after the first would read the values it stored, so it is off unless asked for.
+    heron = HeronProcess(data_dir=tmp / "heron", config=None if args.step_cache else
+                         {"ui": {"query_cache": {"steps_mb": 0}}}).start()
     head = [ln for ln in httpx.get(heron.url + "/metrics", headers=heron.headers).text.splitlines()
             if ln.startswith(("heron_head_samples ", "heron_head_coverage_start_seconds "))]
     print(f"heron: started in {time.time() - t0:.1f}s; " + ", ".join(head))

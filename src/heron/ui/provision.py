@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from heron.exceptions import ConfigError
 from heron.promql.stepcache import StepCache
-from heron.ui import warmup
+from heron.ui import recent, warmup
 from heron.ui.builtin import builtin_dashboards
 from heron.ui.grafana import DashboardError, parse
 from heron.ui.store import DashboardStore
@@ -133,6 +133,7 @@ class Provisioner:
     async def stop(self) -> None:
         if self._warm is not None and not self._warm.done():
             self._warm.cancel()
+        recent.save(self.heron)
         if self._reload in self.heron.reload_hooks:
             self.heron.reload_hooks.remove(self._reload)
 

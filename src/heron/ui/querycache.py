@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from heron.ui import extents
+from heron.ui import extents, recent
 
 if TYPE_CHECKING:
     from heron.server import Heron
@@ -126,6 +126,8 @@ class QueryCacheMiddleware:
             await self.app(scope, receive, send)
             return
         now = time.time()
+        if scope["path"] == "/api/v1/query_range":
+            recent.note(self.heron, dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))))
         found = self.cache.key(scope["path"], scope.get("query_string", b""), now)
         if found is None or not self.heron.auth.allows(Request(scope), "api"):
             await self.app(scope, receive, _tagged(send, b"bypass"))
