@@ -111,11 +111,18 @@ def test_piechart_and_heatmap_are_supported_and_old_shapes_convert() -> None:
         {"type": "heatmap", "title": "Old heatmap", "color": {"colorScheme": "interpolateBlues"},
          "targets": [{"expr": "sum by (le) (rate(h_bucket[5m]))", "format": "heatmap"}]},
         {"type": "heatmap", "title": "New heatmap", "options": {"color": {"scheme": "Greens"}}, "targets": [{"expr": "z"}]},
+        {"type": "heatmap", "title": "Old calculated", "yBucketNumber": 8, "yAxis": {"logBase": 10},
+         "legend": {"show": False}, "targets": [{"expr": "w"}]},
+        {"type": "heatmap", "title": "Old sized", "yBucketSize": 0.5, "yAxis": {"logBase": 1}, "targets": [{"expr": "v"}]},
     ]})
-    old, new, old_hm, new_hm = model["panels"]
+    old, new, old_hm, new_hm, calc_hm, sized_hm = model["panels"]
     assert not any(p.get("heronUnsupported") for p in model["panels"])
     assert old["type"] == "piechart" and old["options"] == {"reduceOptions": {"calcs": ["sum"]}, "pieType": "donut"}
     assert old["fieldConfig"]["defaults"]["unit"] == "bytes"
     assert new["options"] == {"pieType": "pie"}
     assert old_hm["options"] == {"color": {"scheme": "Blues"}}
     assert new_hm["options"] == {"color": {"scheme": "Greens"}}
+    assert calc_hm["options"] == {"calculation": {"yBuckets": {"mode": "count", "value": "8",
+                                                               "scale": {"type": "log", "log": 10}}},
+                                  "legend": {"show": False}}
+    assert sized_hm["options"] == {"calculation": {"yBuckets": {"mode": "size", "value": "0.5"}}}

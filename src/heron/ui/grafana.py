@@ -141,12 +141,30 @@ def _old_piechart(panel: dict[str, Any]) -> None:
 
 
 def _old_heatmap(panel: dict[str, Any]) -> None:
-    """The legacy heatmap's `color.colorScheme` ("interpolateOranges") becomes options.color.scheme."""
+    """The legacy heatmap (no `options`), as Grafana migrates it: `color.colorScheme`
+    ("interpolateOranges") becomes options.color.scheme, `yBucketNumber` / `yBucketSize` and
+    `yAxis.logBase` options.calculation.yBuckets, `legend.show` options.legend.show."""
+    if isinstance(panel.get("options"), dict):
+        return
+    options: dict[str, Any] = {}
     legacy = panel.get("color")
-    options = panel.get("options")
-    if isinstance(legacy, dict) and isinstance(legacy.get("colorScheme"), str) and not isinstance(options, dict):
-        scheme = legacy["colorScheme"].removeprefix("interpolate")
-        panel["options"] = {"color": {"scheme": scheme}}
+    if isinstance(legacy, dict) and isinstance(legacy.get("colorScheme"), str):
+        options["color"] = {"scheme": legacy["colorScheme"].removeprefix("interpolate")}
+    y: dict[str, Any] = {}
+    if isinstance(panel.get("yBucketNumber"), int | float) and panel["yBucketNumber"] > 0:
+        y = {"mode": "count", "value": str(panel["yBucketNumber"])}
+    elif isinstance(panel.get("yBucketSize"), int | float) and panel["yBucketSize"] > 0:
+        y = {"mode": "size", "value": str(panel["yBucketSize"])}
+    axis = panel.get("yAxis")
+    if isinstance(axis, dict) and axis.get("logBase") in (2, 10):
+        y["scale"] = {"type": "log", "log": axis["logBase"]}
+    if y:
+        options["calculation"] = {"yBuckets": y}
+    legend = panel.get("legend")
+    if isinstance(legend, dict) and isinstance(legend.get("show"), bool):
+        options["legend"] = {"show": legend["show"]}
+    if options:
+        panel["options"] = options
 
 
 def _singlestat(panel: dict[str, Any]) -> str:

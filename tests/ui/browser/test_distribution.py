@@ -28,6 +28,10 @@ DASH = {"uid": "ui-distribution", "title": "Distribution", "time": {"from": "now
     _panel("heatmap", "Latency buckets", "sum by (le) (rate(http_request_duration_seconds_bucket[5m]))", 0, 8,
            options={"color": {"scheme": "Blues"}}),
     _panel("heatmap", "In progress (calculated)", "sum(http_requests_in_progress)", 12, 8),
+    # Grafana's calculate options: 6 buckets on a log2 scale, no colour legend
+    _panel("heatmap", "Request rates (log buckets)", "rate(http_requests_total[5m])", 0, 16,
+           options={"calculation": {"yBuckets": {"mode": "count", "value": "6", "scale": {"type": "log", "log": 2}}},
+                    "legend": {"show": False}}),
 ]}
 
 
@@ -46,7 +50,7 @@ def test_piechart_and_heatmap_panels(tab: Tab, ui_env: Env) -> None:
     tab.go("/d/ui-distribution")
     tab.page.wait_for_function("() => window.heronDashboard && window.heronDashboard.drawnAt !== null")  # type: ignore[attr-defined]
     states = tab.page.locator("[data-panel]").evaluate_all("els => els.map(e => e.dataset.state)")  # type: ignore[attr-defined]
-    assert states == ["done"] * 4, states
+    assert states == ["done"] * 5, states
 
     pie = tab.page.locator("section.panel", has_text="By handler")  # type: ignore[attr-defined]
     slices = pie.locator(".pie-slice")
@@ -70,6 +74,13 @@ def test_piechart_and_heatmap_panels(tab: Tab, ui_env: Env) -> None:
     calc = tab.page.locator("section.panel", has_text="In progress (calculated)")  # type: ignore[attr-defined]
     assert calc.locator("[data-buckets]").get_attribute("data-buckets") == "16"
     assert _lit(tab, "section.panel:has-text('In progress (calculated)') canvas") > 500
+    assert buckets.locator(".heatmap-legend").count() == 1  # the colour legend, on by default
+    assert buckets.locator(".heatmap-legend").inner_text().startswith("0")
+    logged = tab.page.locator("section.panel", has_text="Request rates (log buckets)")  # type: ignore[attr-defined]
+    assert logged.locator("[data-buckets]").get_attribute("data-buckets") == "6"
+    assert logged.locator("[data-buckets]").get_attribute("data-scale") == "log"
+    assert logged.locator(".heatmap-legend").count() == 0
+    assert _lit(tab, "section.panel:has-text('Request rates (log buckets)') canvas") > 200
     canvas = buckets.locator("canvas")
     canvas.hover()
     tip = buckets.locator(".heatmap-tip")

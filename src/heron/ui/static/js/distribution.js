@@ -59,8 +59,11 @@ export function renderPie(panel, body, series, unit) {
 
 // Buckets of a heatmap from range results: Prometheus histogram buckets (an `le` label on every
 // series: cumulative counts become per-bucket counts, as Grafana's "heatmap" format does), or
-// else Grafana's "calculate": each step's values counted into equal-width buckets.
-export function heatmapBuckets(results, start, end, step, calcBuckets = 16) {
+// else Grafana's "calculate": each step's values counted into buckets. `calc` is Grafana's
+// options.calculation.yBuckets: {mode: 'count'|'size', value, scale: {type: 'linear'|'log', log: 2|10}}
+// (default 16 equal-width buckets; on a log scale the buckets are equal in log space and values
+// <= 0 are left out, as Grafana does).
+export function heatmapBuckets(results, start, end, step, calc = {}) {
   const n = Math.floor((end - start) / step) + 1;
   const series = results.flatMap((r) => r.series);
   const col = (s) => {
@@ -85,30 +88,47 @@ export function heatmapBuckets(results, start, end, step, calcBuckets = 16) {
       const below = b ? byLe.get(bounds[b - 1])[i] : 0;
       return Math.max(0, v - (below || 0));
     }));
-    return {n, labels: bounds.map((le) => (le === Infinity ? '+Inf' : fmtValue(le, ''))), cells, kind: 'buckets'};
+    return {n, labels: bounds.map((le) => (le === Infinity ? '+Inf' : fmtValue(le, ''))), cells, kind: 'buckets', scale: 'linear'};
   }
+  const scale = calc.scale && calc.scale.type === 'log' ? 'log' : 'linear';
+  const base = scale === 'log' ? (Number(calc.scale.log) === 10 ? 10 : 2) : 1;
+  const fwd = scale === 'log' ? (v) => Math.log(v) / Math.log(base) : (v) => v;
+  const back = scale === 'log' ? (y) => base ** y : (y) => y;
+  const keep = (v) => v !== null && Number.isFinite(v) && (scale !== 'log' || v > 0);
   const cols = series.map(col);
-  const all = cols.flat().filter((v) => v !== null && Number.isFinite(v));
-  if (!all.length) return {n, labels: [], cells: [], kind: 'calculate'};
+  const all = cols.flat().filter(keep).map(fwd);
+  if (!all.length) return {n, labels: [], cells: [], kind: 'calculate', scale};
   let lo = Math.min(...all), hi = Math.max(...all);
-  if (hi === lo) { hi = lo + 1; }
-  const width = (hi - lo) / calcBuckets;
-  const cells = Array.from({length: calcBuckets}, () => new Array(n).fill(0));
+  const value = Number(calc.value);
+  let count = 16, width;
+  if (calc.mode === 'size' && scale === 'linear' && value > 0) {
+    lo = Math.floor(lo / value) * value;
+    width = value;
+    count = Math.min(200, Math.max(1, Math.floor((hi - lo) / value) + 1));
+  } else {
+    if (calc.mode !== 'size' && value >= 1) count = Math.min(200, Math.floor(value));
+    if (hi === lo) hi = lo + 1;
+    width = (hi - lo) / count;
+  }
+  const cells = Array.from({length: count}, () => new Array(n).fill(0));
   for (const ys of cols) {
     ys.forEach((v, i) => {
-      if (v === null || !Number.isFinite(v)) return;
-      cells[Math.min(calcBuckets - 1, Math.floor((v - lo) / width))][i] += 1;
+      if (!keep(v)) return;
+      cells[Math.max(0, Math.min(count - 1, Math.floor((fwd(v) - lo) / width)))][i] += 1;
     });
   }
-  return {n, labels: cells.map((_, b) => fmtValue(lo + (b + 1) * width, '')), cells, kind: 'calculate'};
+  return {n, labels: cells.map((_, b) => fmtValue(back(lo + (b + 1) * width), '')), cells, kind: 'calculate', scale};
 }
 
 export function renderHeatmap(panel, body, results, {start, end, step}) {
   clear(body);
-  const hm = heatmapBuckets(results, start, end, step);
+  const opts = panel.options || {};
+  const hm = heatmapBuckets(results, start, end, step, (opts.calculation && opts.calculation.yBuckets) || {});
   const max = Math.max(0, ...hm.cells.flat().filter((v) => v !== null));
   if (!hm.cells.length || max <= 0) { body.append(stateBox('empty', 'No data')); return 'empty'; }
-  const width = Math.max(200, body.clientWidth || 600), height = Math.max(80, body.clientHeight || 200);
+  const showLegend = !(opts.legend && opts.legend.show === false);
+  const width = Math.max(200, body.clientWidth || 600);
+  const height = Math.max(80, (body.clientHeight || 200) - (showLegend ? 18 : 0));
   const left = 56, bottom = 18, plotW = width - left - 4, plotH = height - bottom - 4;
   const dpr = window.devicePixelRatio || 1;
   const canvas = h('canvas', {class: 'heatmap', width: Math.round(width * dpr), height: Math.round(height * dpr),
@@ -153,6 +173,13 @@ export function renderHeatmap(panel, body, results, {start, end, step}) {
   canvas.addEventListener('mouseleave', () => tip.classList.add('hidden'));
   body.dataset.buckets = String(rows);
   body.dataset.max = String(max);
-  body.append(h('div', {class: 'heatmap-wrap'}, canvas, tip));
+  body.dataset.scale = hm.scale;
+  // Grafana's colour legend (options.legend.show, on by default): the scale from 0 to the maximum
+  const legend = !showLegend ? null : h('div', {class: 'heatmap-legend'},
+    h('span', {}, '0'),
+    h('span', {class: 'heatmap-scale', style: {background: `linear-gradient(to right, hsla(${hue}, 90%, 70%, 0.25), hsla(${hue}, 90%, 30%, 1))`}}),
+    h('span', {}, fmtValue(max, '')));
+  body.append(h('div', {class: 'heatmap-wrap', style: {height: height + 'px'}}, canvas, tip));
+  if (legend) body.append(legend);
   return 'done';
 }
