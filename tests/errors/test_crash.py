@@ -98,8 +98,43 @@ async def test_batch_in_pieces_on_workers_stores_and_counts_once(heron: Heron, m
                 (sum(1 for i in kept if i % 3 == t), 4) for t in range(3)]
         assert et.processor._pool is not None  # it did run on workers
         assert et.items.labels("event", "duplicate")._value.get() >= 10
+        spool = et.processor._spool  # the workers' tables came through it, and none is left
+        assert spool and Path(spool).is_dir() and not list(Path(spool).iterdir())
     finally:
         et.processor.close()
+    assert not Path(spool).exists()
+
+
+def test_worker_tables_go_through_the_spool_and_leave_nothing(tmp_path: Path) -> None:
+    """A worker's tables come back as spooled Arrow files: the same table as in memory, the file
+    unlinked once loaded (or discarded); a dead process' spool directory is removed."""
+    import dataclasses
+
+    from heron.errors import digest as dg
+    from heron.errors import process as pr
+    from heron.errors.scrub import DEFAULT_FIELDS
+
+    ctx = dg.Context(True, DEFAULT_FIELDS, frozenset(), False, 1 << 20, frozenset())
+    recs = [(1, "p", "envelope", "", "", 1_700_000_000.0 + i, "", envelope(("event", exc_event(etype=f"E{i}"))))
+            for i in range(5)]
+    want = dg.digest(recs, ctx).tables["error_events"]
+    assert isinstance(want, pa.Table) and want.num_rows == 5
+    spooled = dg.digest(recs, dataclasses.replace(ctx, spool=str(tmp_path))).tables["error_events"]
+    assert isinstance(spooled, dg.Spooled) and Path(spooled.path).parent == tmp_path
+    assert dg.load(spooled).equals(want)
+    assert not list(tmp_path.iterdir())
+    dg.discard([dg.digest(recs, dataclasses.replace(ctx, spool=str(tmp_path)))])
+    assert not list(tmp_path.iterdir())
+    dead = Path(pr.SPOOL) / "heron-errors-999999999-deadbeef"  # above any pid_max
+    dead.mkdir(exist_ok=True)
+    (dead / "x.arrows").write_bytes(b"x")
+    proc = pr.Processor(None, workers=0)  # type: ignore[arg-type]
+    mine = Path(proc.spool_dir())
+    try:
+        assert mine.is_dir() and not dead.exists()
+    finally:
+        proc.close()
+    assert not mine.exists()
 
 
 async def test_resent_event_is_stored_and_counted_once(heron: Heron, client: httpx.AsyncClient) -> None:

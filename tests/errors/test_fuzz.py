@@ -184,6 +184,36 @@ def test_frame_context_lines_fast_path_equals_the_rules(lines: list[Any]) -> Non
     assert n.frame({"function": "f", "pre_context": lines, "post_context": lines[:3]})["pre_context"] == want
 
 
+_frame_values = st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from([1.0, 0.0, 2.5, "", "x" * 1030]) \
+    | st.text(max_size=6) | st.lists(st.sampled_from(["a", "b", 1, True, None]), max_size=3)
+_frames = st.dictionaries(st.sampled_from(["filename", "abs_path", "function", "module", "lineno", "colno", "in_app",
+                                           "context_line", "pre_context", "post_context", "vars", "package"]),
+                          _frame_values | st.dictionaries(st.sampled_from(["a", "password"]), st.integers(), max_size=2),
+                          max_size=7)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_frames, min_size=1, max_size=6))
+@example([{"function": "f", "lineno": 1, "in_app": True}, {"function": "f", "lineno": True, "in_app": True},
+          {"function": "f", "lineno": 1.0, "in_app": 1}, {"function": "f", "lineno": 1, "in_app": True}])
+@example([{"function": "f", "pre_context": ["a", 1]}, {"function": "f", "pre_context": ["a", True]},
+          {"function": "f", "pre_context": ["a", "1"]}])
+@example([{"function": "f", "vars": {"a": 1}}, {"function": "f", "vars": {"a": 2}}, {"function": "f", "vars": 3}])
+def test_memoized_frames_equal_fresh_ones(frames: list[dict[str, Any]]) -> None:
+    """The frame memo recognizes a frame seen before by `==` on its fields: 1, 1.0 and True are
+    equal there but not to `frame`, so the result must still be exactly (types included) what
+    a fresh normalization gives, whatever was seen before, and the input stays as it was."""
+    from heron.errors import normalize as n
+
+    n._frames.clear()
+    for f in frames + frames[::-1]:
+        before = json.dumps(f, sort_keys=True)
+        got, want = n.cached_frame(f), n.frame(f)
+        assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
+        assert [type(got[k]) for k in sorted(got)] == [type(want[k]) for k in sorted(want)]
+        assert json.dumps(f, sort_keys=True) == before
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400))
 def test_parser_only_raises_bad_request(data: bytes) -> None:

@@ -41,7 +41,23 @@ def parameterize(text: str) -> str:
     return text.strip()
 
 
+_keys: dict[tuple[Any, ...], str] = {}
+
+
 def _frame_key(f: dict[str, Any]) -> str:
+    """`frame_key(f)`, remembered: the frames of a bug recur in every one of its events."""
+    k = (f.get("module"), f.get("filename"), f.get("abs_path"), f.get("function"), f.get("context_line"))
+    try:
+        return _keys[k]
+    except KeyError:
+        if len(_keys) >= 50_000:
+            _keys.clear()
+        key = _keys[k] = frame_key(f)
+        return key
+
+
+def frame_key(f: dict[str, Any]) -> str:
+    """A frame's grouping component: module (else file name), function, context line."""
     where = f.get("module") or re.sub(r"^.*[/\\]", "", f.get("filename") or f.get("abs_path") or "")
     where = re.sub(r"\?.*$|\.[0-9a-f]{8,}\.", "", where)  # cache-busting suffixes in JS bundles
     func = _ADDR.sub("", f.get("function") or "")

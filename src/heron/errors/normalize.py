@@ -155,10 +155,59 @@ def frame(f: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_MISSING: Any = object()
+FRAME_CACHE = 20_000
+"""Distinct frames remembered per process (about 1-2 KB each): the error paths of an app."""
+_frames: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def cached_frame(f: dict[str, Any]) -> dict[str, Any]:
+    """`frame(f)`, memoized: the events of one bug share their frames (file, function, line,
+    context lines) and differ in the locals (`vars`), so a frame seen before is recognized by
+    one C-level dict comparison of its other fields and its normalized form copied.
+
+    `==` equates 1, 1.0 and True while `frame` does not: the look-up key carries the classes of
+    the numbers, and only frames whose text fields are strings (and lists of strings) are
+    remembered, since those compare equal only to their own kind. The output is the same as
+    `frame(f)`, with `vars` last."""
+    lineno, in_app = f.get("lineno"), f.get("in_app")
+    key = (f.get("abs_path"), f.get("filename"), f.get("function"), lineno, lineno.__class__,
+           in_app.__class__, f.get("colno").__class__)
+    try:
+        hit = _frames.get(key)
+    except TypeError:  # an unhashable value where a string or number belongs
+        return frame(f)
+    rest = f.copy()
+    v = rest.pop("vars", _MISSING)
+    if hit is not None and hit[0] == rest:
+        out = hit[1].copy()
+    else:
+        out = frame(rest)
+        if _textual(rest):
+            if len(_frames) >= FRAME_CACHE:
+                _frames.clear()
+            _frames[key] = (rest, out.copy())  # `rest` is this call's own copy: nothing else holds it
+    if isinstance(v, dict):
+        out["vars"] = v
+    return out
+
+
+def _textual(f: dict[str, Any]) -> bool:
+    for key in _FRAME_STRINGS:
+        v = f.get(key)
+        if v is not None and v.__class__ is not str:
+            return False
+    for key in ("pre_context", "post_context"):
+        v = f.get(key)
+        if v is not None and not (v.__class__ is list and _STR_ONLY.issuperset(map(type, v))):
+            return False
+    return True
+
+
 def stacktrace(st: Any) -> dict[str, Any] | None:
     if not isinstance(st, dict) or not isinstance(st.get("frames"), list):
         return None
-    frames = [frame(f) for f in st["frames"][-250:] if isinstance(f, dict)]
+    frames = [cached_frame(f) for f in st["frames"][-250:] if isinstance(f, dict)]
     return {"frames": frames} if frames else None
 
 

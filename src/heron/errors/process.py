@@ -18,16 +18,21 @@ batch.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from heron.errors.digest import Context, Digest, Envelope1, Record, digest, from_ipc, watch_parent
+from heron.errors.digest import Context, Digest, Envelope1, Record, digest, discard, load, watch_parent
 from heron.errors.projects import Project
 from heron.exceptions import BadRequest
 
@@ -42,6 +47,8 @@ PIECE = 1000
 """Records per piece of a batch: pieces are stored while the workers digest the next ones, and
 they are the unit of the insert tokens (so the size must never depend on the worker count).
 Not smaller: chDB spends ~50% more CPU per event on 200-row inserts than on 1000-row ones."""
+SPOOL = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+"""Where workers leave their tables for the server (`digest.Spooled`): memory, not disk."""
 
 
 class Processor:
@@ -54,6 +61,7 @@ class Processor:
         self.et = et
         self.workers = workers
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._spool = ""
 
     # -- the Storage surface the pipeline uses ---------------------------------------------
     def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
@@ -69,6 +77,24 @@ class Processor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._spool:  # tables of digests that were never loaded (a failed insert, a stop)
+            shutil.rmtree(self._spool, ignore_errors=True)
+            self._spool = ""
+
+    def spool_dir(self) -> str:
+        """This process' directory for worker tables; those of dead processes are removed."""
+        if not self._spool:
+            for old in Path(SPOOL).glob("heron-errors-*"):
+                try:
+                    os.kill(int(old.name.split("-")[2]), 0)
+                except ProcessLookupError:
+                    shutil.rmtree(old, ignore_errors=True)
+                except (ValueError, IndexError, OSError):
+                    pass
+            path = Path(SPOOL) / f"heron-errors-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            path.mkdir(mode=0o700)
+            self._spool = str(path)
+        return self._spool
 
     # -- processing --------------------------------------------------------------------------
     def context(self) -> Context:
@@ -92,12 +118,13 @@ class Processor:
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=watch_parent, initargs=(os.getpid(),))
         n = self.workers
+        wctx = dataclasses.replace(ctx, spool=self.spool_dir())
         pending: list[list[concurrent.futures.Future[Digest]]] = []
         try:
             for k in range(len(pieces)):
                 try:
                     if not pending:
-                        pending = [[self._pool.submit(digest, c, ctx) for c in
+                        pending = [[self._pool.submit(digest, c, wctx) for c in
                                     (p[i * len(p) // n:(i + 1) * len(p) // n] for i in range(n)) if c]
                                    for p in pieces]
                     out = [f.result() for f in pending[k]]
@@ -107,11 +134,13 @@ class Processor:
                     for rest in pieces[k:]:
                         yield [digest(rest, ctx)]
                     return
+                pending[k] = []
                 yield out
         finally:
             for futs in pending:  # the caller stopped early (an insert failed): drop what is left
                 for f in futs:
-                    f.cancel()
+                    if not f.cancel():
+                        f.add_done_callback(_discard)
 
     def stored_before(self, events: list[tuple[int, int, dict[str, Any]]]) -> set[str]:
         """Ids of these events already stored by an earlier request: SDK resends that come back
@@ -154,6 +183,10 @@ class Processor:
         for k, ds in enumerate(self.digests(pieces)):
             t2 = time.perf_counter()
             wait += t2 - t1
+            tables: dict[str, list[pa.Table]] = {}
+            for d in ds:  # first: spooled tables are unlinked as they are mapped
+                for name, t in d.tables.items():
+                    tables.setdefault(name, []).append(load(t))
             for d in ds:
                 for (kind, outcome), n in d.outcomes.items():
                     et.items.labels(kind, outcome).inc(n)
@@ -182,10 +215,6 @@ class Processor:
                         keep.append((iid, ev))
                 e.events = keep
             envelopes += piece
-            tables: dict[str, list[pa.Table]] = {}
-            for d in ds:
-                for name, ipc in d.tables.items():
-                    tables.setdefault(name, []).append(from_ipc(ipc))
             for name, parts in tables.items():
                 table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
                 if name == "error_events" and repeats:
@@ -218,6 +247,11 @@ class Processor:
                 if ch or et.settings.spikes:
                     et.alert(project, e.events, ch)
         et.processed.inc(sum(len(e.events) for e in envelopes))
+
+
+def _discard(f: concurrent.futures.Future[Digest]) -> None:
+    if not f.cancelled() and f.exception() is None:
+        discard([f.result()])
 
 
 def _stored_sql(db: str, events: list[tuple[int, int, dict[str, Any]]]) -> str:
