@@ -539,3 +539,26 @@ def test_tsdb_status_from_head_equals_sql(db: ChDBStorage) -> None:
         assert got == want, limit
     assert catalog.tsdb_status(db, 10, head=Head(HOUR)) == catalog.tsdb_status(db, 10)  # before its load: SQL
     head.close()
+
+
+def test_index_positions_by_series_id() -> None:
+    """The index finds series by id: ids given or computed agree, a series repeated in one write
+    gets one position, empty label values are dropped from the stored set (its id is that of the
+    set as written), and known series keep their positions."""
+    from heron.metrics.head_index import HeadIndex
+    from heron.metrics.model import series_id
+
+    series = make_series(50)
+    ids = np.array([series_id(s) for s in series], dtype=np.uint64)
+    given, computed = HeadIndex(), HeadIndex()
+    batch = series[:30] + series[:5]  # repeats in one write
+    a = given.positions(batch, np.concatenate([ids[:30], ids[:5]]))
+    b = computed.positions(batch)
+    assert a.tolist() == b.tolist() == list(range(30)) + list(range(5))
+    assert given.labels == computed.labels == series[:30]
+    with_empty = ((*series[40], ("zz", "")),)  # an empty value: the stored set leaves it out
+    got = given.positions([*series[25:35], with_empty[0]])
+    assert got.tolist() == [*range(25, 30), *range(30, 35), 35]
+    assert given.labels[35] == series[40]
+    assert given.positions(series[:3], ids[:3]).tolist() == [0, 1, 2]
+    assert len(given) == 36

@@ -350,8 +350,11 @@ class Head:
     # --- writing -------------------------------------------------------------------------------
 
     def append(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray, ts: np.ndarray,
-               values: np.ndarray) -> None:
-        """Add acknowledged samples: `series[i]` repeated `counts[i]` times over flat ts/values."""
+               values: np.ndarray, ids: Sequence[int] | np.ndarray | None = None) -> None:
+        """Add acknowledged samples: `series[i]` repeated `counts[i]` times over flat ts/values.
+
+        `ids`: the series ids (`model.series_id`) when the caller has them (the writer always
+        does); the index finds series by id."""
         if self.disabled is not None or len(ts) == 0:
             return
         ts = np.array(ts, np.int64)  # copies: the caller's buffers are not ours to keep
@@ -360,7 +363,7 @@ class Head:
             self.disable(f"more than {MAX_SERIES} series")
             return
         with self._write_lock:
-            pos = self.index.positions(series)
+            pos = self.index.positions(series, ids)
             pos = np.repeat(pos, np.asarray(counts, np.int64))
             st = self._state
             floor = max(self._now_ms() - self.window_ms, st.base)
@@ -512,7 +515,7 @@ class Head:
                 self.disable(f"more than {MAX_SERIES} series in the window")
                 return 0
             with self._write_lock:
-                pos = self.index.positions(labels)
+                pos = self.index.positions(labels, sids)
             offsets, ts, values = self._read_slices(storage, sids, pos, cutoff, upper, base,
                                                     min(in_window, self.max_samples), chunk_rows)
             loaded = len(ts)

@@ -15,17 +15,19 @@ any other (pattern, value) pair is asked of ClickHouse's RE2 `match`, once, thro
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import threading
 import warnings
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
-from heron.metrics.model import Labels
+from heron.metrics.model import Labels, series_id
 
 # Constructs whose meaning differs between Python's `re` and RE2 (or that one of them lacks):
 # POSIX classes, Unicode classes, \z \Z \Q \C \x{...}, `{,n}`, ungreedy flag, named groups `(?<`,
@@ -104,7 +106,7 @@ class HeadIndex:
 
     def __init__(self, regex_oracle: RegexOracle | None = None) -> None:
         self.labels: list[Labels] = []  # position -> label set without empty values
-        self._pos: dict[Labels, int] = {}
+        self._pos: dict[int, int] = {}  # series id -> position
         self._postings: dict[str, _Postings] = {}
         self._indexed = 0
         self._order = np.empty(0, np.int64)  # positions sorted by label set
@@ -119,19 +121,30 @@ class HeadIndex:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def positions(self, series: Sequence[Labels]) -> np.ndarray:
-        """Positions of `series`, adding the unknown ones (one writer at a time)."""
+    def positions(self, series: Sequence[Labels], ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Positions of `series`, adding the unknown ones (one writer at a time).
+
+        Series are found by their id (`ids[i]` is `series_id(series[i])`; computed when not
+        given), not by their label tuple: an int key is hashed in a few ns, a tuple of pairs is
+        hashed anew on every lookup (CPython does not cache tuple hashes). A write of known
+        series is one C-level pass over its ids."""
+        id_list = ids.tolist() if isinstance(ids, np.ndarray) else \
+            list(ids) if ids is not None else [series_id(s) for s in series]
         get = self._pos.get
-        out = [get(s) for s in series]
+        out = list(map(get, id_list))
         if None in out:
-            for i, p in enumerate(out):
-                if p is None:
-                    s = series[i]
-                    p = self._pos.get(s)
-                    if p is None:
-                        p = self._pos[s] = len(self.labels)
-                        self.labels.append(tuple(kv for kv in s if kv[1] != ""))
-                    out[i] = p
+            miss = [i for i, p in enumerate(out) if p is None]
+            miss_ids = [id_list[i] for i in miss]
+            at = dict(zip(miss_ids, miss, strict=True))  # id -> an index of it (repeats: any)
+            start = len(self.labels)
+            self._pos.update(zip(at, range(start, start + len(at)), strict=True))
+            added = [series[i] for i in at.values()]
+            if "" in map(itemgetter(1), itertools.chain.from_iterable(added)):  # rare: drop empties
+                added = [tuple(kv for kv in s if kv[1] != "") for s in added]
+            self.labels.extend(added)
+            if len(at) == len(id_list):  # all new, no repeats (a sender's first writes)
+                return np.arange(start, start + len(at), dtype=np.int64)
+            out = list(map(self._pos.__getitem__, id_list))
         return np.fromiter(out, np.int64, len(out))
 
     # --- reading ------------------------------------------------------------------------------

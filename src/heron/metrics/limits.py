@@ -127,10 +127,10 @@ class SeriesLimiter:
             self._per_metric.update(new_names)
             refused = id_arr[fresh[~admitted]]
             if not len(refused):
-                self._seen.update(dict.fromkeys(id_list, now))
+                seen.update(zip(id_list, itertools.repeat(now)))
                 return None, ""
             keep = ~np.isin(id_arr, refused)
-            self._seen.update(dict.fromkeys(id_arr[keep].tolist(), now))
+            seen.update(zip(id_arr[keep].tolist(), itertools.repeat(now)))
         reason_of = {int(id_arr[fresh[j]]): reasons[j] for j in np.flatnonzero(~admitted).tolist()}
         per_position = counts.tolist() if counts is not None else [1] * len(id_list)
         why: dict[str, tuple[int, str]] = {}

@@ -12,6 +12,7 @@ Anything unusual (fields out of the usual order, omitted zero values) falls back
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cramjam
@@ -144,9 +145,9 @@ def decode_write_request(body: bytes, encoding: str | None = "snappy",
         return _decode_protobuf(body)
 
 
-def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
-    """Top-level messages in a Python loop (one step per series), the fields inside every
-    series with arrays (heron.metrics.remote_write_wire), labels through the cache."""
+def _top_level(buf: bytes) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """The TimeSeries (start, end arrays) and metadata ranges of a request, one Python step per
+    field; raises BadRequest on a truncated field and _Fallback on other fields."""
     n = len(buf)
     pos = 0
     ts_ranges: list[int] = []  # start, end of each TimeSeries
@@ -171,9 +172,15 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
         else:
             raise _Fallback
         pos = end
-    arr = np.frombuffer(buf + b"\x00" * 20, dtype=np.uint8)
     bounds = np.asarray(ts_ranges, dtype=np.int64).reshape(-1, 2)
-    begin, finish = bounds[:, 0], bounds[:, 1]
+    return bounds[:, 0], bounds[:, 1], meta_ranges
+
+
+def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
+    """Top-level messages in a Python loop (one step per series), the fields inside every
+    series with arrays (heron.metrics.remote_write_wire), labels through the cache."""
+    begin, finish, meta_ranges = _top_level(buf)
+    arr = np.frombuffer(buf + b"\x00" * 20, dtype=np.uint8)
     try:
         fs, ft, fb, fl = fields(buf, arr, begin, finish)
     except WireUnusual:
@@ -200,27 +207,36 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
     new_series: list[Labels] = []
     new_ids = None
     flat = None
-    indexes = [i for i, labels in enumerate(series) if labels is None]
+    ids = None
+    all_new = series.count(None) == len(series)  # type: ignore[arg-type]  # a sender's first requests
+    indexes: Sequence[int] = range(len(series)) if all_new else \
+        [i for i, labels in enumerate(series) if labels is None]
     if indexes:
-        raws = [raws[i] for i in indexes]
+        if not all_new:
+            raws = [raws[i] for i in indexes]
         try:
             if len(raws) < 16:
                 raise Unusual
-            at = begin[indexes]
-            new_series, new_ids, flat = decode_labels(arr, at, label_end[indexes])
-            flat = FlatLabels(np.asarray(indexes, dtype=np.int64), flat.offsets, flat.names, flat.values,
-                              flat.metric)
+            where = np.asarray(indexes, dtype=np.int64)
+            at, stop = (begin, label_end) if all_new else (begin[where], label_end[where])
+            new_series, new_ids, flat = decode_labels(arr, at, stop)
+            flat = FlatLabels(where, flat.offsets, flat.names, flat.values, flat.metric)
             cache.store(raws, new_series, new_ids.tolist())
         except Unusual:
-            new_series = cache.decode_many(raws, indexes)
-        for i, labels in zip(indexes, new_series, strict=True):
-            series[i] = labels
-        fill = new_ids.tolist() if new_ids is not None else [series_id(labels) for labels in new_series]
-        for i, sid in zip(indexes, fill, strict=True):
-            id_list[i] = sid
-    if None in id_list:  # the cache was cleared by another thread between the two lookups
-        id_list = [series_id(labels) if sid is None else sid for labels, sid in zip(series, id_list, strict=True)]
-    ids = np.fromiter(id_list, np.uint64, len(id_list))  # type: ignore[arg-type]
+            new_series = cache.decode_many(raws, list(indexes))
+        if all_new:
+            series = new_series
+            ids = new_ids if new_ids is not None else \
+                np.fromiter(map(series_id, new_series), np.uint64, len(new_series))
+        else:
+            fill = new_ids.tolist() if new_ids is not None else [series_id(labels) for labels in new_series]
+            for i, labels, sid in zip(indexes, new_series, fill, strict=True):
+                series[i], id_list[i] = labels, sid
+    if ids is None:
+        if None in id_list:  # the cache was cleared by another thread between the two lookups
+            id_list = [series_id(labels) if sid is None else sid
+                       for labels, sid in zip(series, id_list, strict=True)]
+        ids = np.fromiter(id_list, np.uint64, len(id_list))  # type: ignore[arg-type]
     ts, values = _samples(arr, starts, lengths)
     metadata = []
     for a, b in meta_ranges:

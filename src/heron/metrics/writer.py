@@ -253,6 +253,8 @@ class MetricsWriter:
                     extra: dict[str, pa.Table] | None = None, *, ids: np.ndarray | None = None,
                     flat: FlatLabels | None = None) -> int:
         """Durably write; returns the number of samples. Raises Backpressure like the pipeline."""
+        if ids is None:
+            ids = self.ids_of(series)
         tables, new = self.tables(series, counts, ts, values, ids=ids, flat=flat)
         if extra:
             tables.update(extra)
@@ -262,12 +264,13 @@ class MetricsWriter:
             self.index.forget(new)
             raise
         if self.head is not None:
-            self.head.append(series, counts, ts, values)
+            self.head.append(series, counts, ts, values, ids)
         return len(ts)
 
     def write_sync(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
                    ts: np.ndarray, values: np.ndarray, extra: dict[str, pa.Table] | None = None) -> int:
-        tables, new = self.tables(series, counts, ts, values)
+        ids = self.ids_of(series)
+        tables, new = self.tables(series, counts, ts, values, ids=ids)
         if extra:
             tables.update(extra)
         try:
@@ -276,5 +279,5 @@ class MetricsWriter:
             self.index.forget(new)
             raise
         if self.head is not None:
-            self.head.append(series, counts, ts, values)
+            self.head.append(series, counts, ts, values, ids)
         return len(ts)
