@@ -377,7 +377,7 @@ def test_remote_write_2_wire_decoder_equals_protobuf() -> None:
         assert fast.exemplars == ref.exemplars and len(fast.exemplars) == 28
         assert fast.histograms_dropped == ref.histograms_dropped == 43
         assert fast.ids is not None and fast.ids.tolist() == [series_id(s) for s in ref.series]
-    assert fast.flat is None and len(cache.map) == 300  # the second pass decoded no label
+    assert fast.flat is None and len(cache) == 300  # the second pass decoded no label
     # Left to protobuf: unsorted labels (sorted there), refs past the table (its 400 message).
     raw = request(20, unsorted=True)
     with pytest.raises(wire.Fallback):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import cramjam
 import numpy as np
@@ -58,13 +59,27 @@ class _Fallback(Exception):
 
 class LabelsCache:
     """Raw label bytes -> validated sorted label set and its series id (bounded; cleared when
-    full)."""
+    full). One dict holds both, so a series costs one lookup (a big dict's lookups are mostly
+    cache misses)."""
 
     def __init__(self, max_size: int = 1_000_000) -> None:
-        self.map: dict[bytes, Labels] = {}
-        self.ids: dict[bytes, int] = {}
+        self.entries: dict[bytes, tuple[Labels, int]] = {}
         self.max_size = max_size
         self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def lookup(self, keys: list[bytes]) -> tuple[list[Labels | None], list[int | None]]:
+        """The label set and id of each key (None, None: not cached)."""
+        found = list(map(self.entries.get, keys))
+        misses = found.count(None)
+        if not misses:
+            return list(map(_FIRST, found)), list(map(_SECOND, found))  # type: ignore[arg-type]
+        if misses == len(found):
+            return [None] * misses, [None] * misses
+        return ([e[0] if e is not None else None for e in found],
+                [e[1] if e is not None else None for e in found])
 
     def decode(self, raw: bytes, index: int) -> Labels:
         """A series seen for the first time: its Label messages through protobuf (upb is faster
@@ -95,11 +110,12 @@ class LabelsCache:
 
     def store(self, raws: list[bytes], labels: list[Labels], ids: list[int]) -> None:
         with self.lock:
-            if len(self.map) + len(raws) >= self.max_size:
-                self.map.clear()
-                self.ids.clear()
-            self.map.update(zip(raws, labels, strict=True))
-            self.ids.update(zip(raws, ids, strict=True))
+            if len(self.entries) + len(raws) >= self.max_size:
+                self.entries.clear()
+            self.entries.update(zip(raws, zip(labels, ids, strict=True), strict=True))
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def _encode_varint(n: int) -> bytes:
@@ -202,8 +218,8 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
     exm = ft == 0x1A
     ex_ranges = list(zip(fs[exm].tolist(), fb[exm].tolist(), (fb[exm] + fl[exm]).tolist(), strict=True))
     raws = [buf[a:z] for a, z in zip(begin.tolist(), label_end.tolist(), strict=True)]
-    series: list[Labels] = list(map(cache.map.get, raws))  # type: ignore[arg-type]  # None: a miss
-    id_list: list[int | None] = list(map(cache.ids.get, raws))
+    found, id_list = cache.lookup(raws)
+    series: list[Labels] = found  # type: ignore[assignment]  # None: a miss, filled in below
     new_series: list[Labels] = []
     new_ids = None
     flat = None

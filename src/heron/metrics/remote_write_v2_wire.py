@@ -124,8 +124,8 @@ def decode(buf: bytes, cache: LabelsCache = CACHE) -> DecodedWrite:
     values = symbols.take(pa.array(value_ref))
     view, cuts = canonical(names, values, lb)
     keys = [bytes(view[a:z]) for a, z in itertools.pairwise(cuts)]
-    series: list[Labels] = list(map(cache.map.get, keys))  # type: ignore[arg-type]  # None: a miss
-    id_list: list[int | None] = list(map(cache.ids.get, keys))
+    found, id_list = cache.lookup(keys)
+    series: list[Labels] = found  # type: ignore[assignment]  # None: a miss, filled in below
     miss = [i for i, labels in enumerate(series) if labels is None]
     if None in id_list:  # the cache was cleared by another thread between the two lookups
         miss = sorted(set(miss) | {i for i, sid in enumerate(id_list) if sid is None})
