@@ -350,11 +350,12 @@ class Head:
     # --- writing -------------------------------------------------------------------------------
 
     def append(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray, ts: np.ndarray,
-               values: np.ndarray, ids: Sequence[int] | np.ndarray | None = None) -> None:
+               values: np.ndarray, ids: Sequence[int] | np.ndarray | None = None, clean: bool = False) -> None:
         """Add acknowledged samples: `series[i]` repeated `counts[i]` times over flat ts/values.
 
         `ids`: the series ids (`model.series_id`) when the caller has them (the writer always
-        does); the index finds series by id."""
+        does); the index finds series by id. `clean`: no set has an empty value (see
+        `HeadIndex.positions`)."""
         if self.disabled is not None or len(ts) == 0:
             return
         ts = np.array(ts, np.int64)  # copies: the caller's buffers are not ours to keep
@@ -363,7 +364,7 @@ class Head:
             self.disable(f"more than {MAX_SERIES} series")
             return
         with self._write_lock:
-            pos = self.index.positions(series, ids)
+            pos = self.index.positions(series, ids, clean)
             pos = np.repeat(pos, np.asarray(counts, np.int64))
             st = self._state
             floor = max(self._now_ms() - self.window_ms, st.base)

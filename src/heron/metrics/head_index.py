@@ -121,28 +121,32 @@ class HeadIndex:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def positions(self, series: Sequence[Labels], ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    def positions(self, series: Sequence[Labels], ids: Sequence[int] | np.ndarray | None = None,
+                  clean: bool = False) -> np.ndarray:
         """Positions of `series`, adding the unknown ones (one writer at a time).
 
         Series are found by their id (`ids[i]` is `series_id(series[i])`; computed when not
         given), not by their label tuple: an int key is hashed in a few ns, a tuple of pairs is
         hashed anew on every lookup (CPython does not cache tuple hashes). A write of known
-        series is one C-level pass over its ids."""
+        series is one C-level pass over its ids. `clean`: the sets have no empty values (the
+        remote-write decoder drops them), so the check for them is skipped."""
         id_list = ids.tolist() if isinstance(ids, np.ndarray) else \
             list(ids) if ids is not None else [series_id(s) for s in series]
         get = self._pos.get
         out = list(map(get, id_list))
-        if None in out:
-            miss = [i for i, p in enumerate(out) if p is None]
-            miss_ids = [id_list[i] for i in miss]
+        misses = out.count(None)
+        if misses:
+            every = misses == len(out)  # a sender's first writes: no lists of misses
+            miss: Sequence[int] = range(len(out)) if every else [i for i, p in enumerate(out) if p is None]
+            miss_ids = id_list if every else [id_list[i] for i in miss]
             at = dict(zip(miss_ids, miss, strict=True))  # id -> an index of it (repeats: any)
             start = len(self.labels)
             self._pos.update(zip(at, range(start, start + len(at)), strict=True))
-            added = [series[i] for i in at.values()]
-            if "" in map(itemgetter(1), itertools.chain.from_iterable(added)):  # rare: drop empties
-                added = [tuple(kv for kv in s if kv[1] != "") for s in added]
+            added = list(series) if len(at) == len(out) else [series[i] for i in at.values()]
+            if not clean and "" in map(itemgetter(1), itertools.chain.from_iterable(added)):
+                added = [tuple(kv for kv in s if kv[1] != "") for s in added]  # rare: drop empties
             self.labels.extend(added)
-            if len(at) == len(id_list):  # all new, no repeats (a sender's first writes)
+            if len(at) == len(id_list):  # all new, no repeats
                 return np.arange(start, start + len(at), dtype=np.int64)
             out = list(map(self._pos.__getitem__, id_list))
         return np.fromiter(out, np.int64, len(out))

@@ -190,7 +190,9 @@ class SeriesLimiter:
         in write order, exactly as admitting them one at a time would decide; fills in the
         reasons of those that do not."""
         c = self.config
-        ok = np.fromiter((r is None for r in reasons), bool, len(reasons))
+        ok = np.ones(len(reasons), dtype=bool)
+        bad = [j for j, r in enumerate(reasons) if r is not None] if reasons.count(None) < len(reasons) else []
+        ok[bad] = False
         fits = ok.copy()
         if c.max_series_per_metric and ok.any():
             inv = codes[ok]

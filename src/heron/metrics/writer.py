@@ -233,11 +233,13 @@ class MetricsWriter:
         tables = {"metric_samples": samples}
         if not claimed:
             return tables, []
-        new_ids = np.fromiter(claimed, np.uint64, len(claimed))
-        # First position of each new id in the write (a series may appear twice in one write).
-        uniq, first = np.unique(ids, return_index=True)
-        positions = np.sort(first[np.isin(uniq, new_ids, assume_unique=True)])
-        new_ids = ids[positions]
+        if len(claimed) == len(ids):  # every series new, none twice (a sender's first writes)
+            positions, new_ids = np.arange(len(ids)), ids
+        else:  # first position of each new id (a series may appear twice in one write)
+            uniq, first = np.unique(ids, return_index=True)
+            positions = np.sort(first[np.isin(uniq, np.fromiter(claimed, np.uint64, len(claimed)),
+                                              assume_unique=True)])
+            new_ids = ids[positions]
         sets = flat.sets_of(positions, len(series)) if flat is not None else None
         if sets is not None and flat is not None:
             tables["metric_series"] = flat.table(sets, new_ids)
@@ -263,8 +265,8 @@ class MetricsWriter:
         except BaseException:
             self.index.forget(new)
             raise
-        if self.head is not None:
-            self.head.append(series, counts, ts, values, ids)
+        if self.head is not None:  # flat: the remote-write decoder's sets (no empty values)
+            self.head.append(series, counts, ts, values, ids, clean=flat is not None)
         return len(ts)
 
     def write_sync(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
