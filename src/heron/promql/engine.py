@@ -269,10 +269,10 @@ class _Evaluation:
 
         try:
             labels, vals, pres = cache.get((name, repr(matcher_groups(vs)), rng), head, t, evaluate,
-                                           self.deadline)
+                                           self.deadline, relabel=drop_name)
         except Busy:
             raise QueryTimeout() from None
-        return Vector([drop_name(lb) for lb in labels], np.where(pres, vals, np.nan), pres).compact()
+        return Vector(labels, np.where(pres, vals, np.nan), pres).compact()
 
     def _eval_VectorSelector(self, node: Any, grid: np.ndarray) -> Value:
         t = self.times(node.at, node.offset, grid)

@@ -46,6 +46,7 @@ class _Entry:
     values: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     present: np.ndarray = field(default_factory=lambda: np.empty((0, 0), bool))
     writes: int = -1  # head writes counted before the columns were evaluated
+    relabeled: list[Labels] | None = None  # `relabel` of every label set, kept while labels stay
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -74,9 +75,10 @@ class StepCache:
             return e
 
     def get(self, key: object, head: Head, ends: np.ndarray, evaluate: Callable[[np.ndarray], Evaluated],
-            deadline: float) -> Evaluated:
+            deadline: float, relabel: Callable[[Labels], Labels] | None = None) -> Evaluated:
         """(labels, values, present) at window ends `ends` (sorted, unique), evaluating only
-        the ends the entry lacks with `evaluate(missing_ends)`."""
+        the ends the entry lacks with `evaluate(missing_ends)`; the labels pass through
+        `relabel` (computed once per entry, not per query)."""
         e = self._entry(key)
         if not e.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise Busy()
@@ -94,12 +96,19 @@ class StepCache:
             if len(missing):
                 labels, values, present = evaluate(missing)
                 if len(set(labels)) != len(labels):  # label sets repeat: not mergeable by name
-                    e.ends, e.writes = np.empty(0, np.int64), -1
-                    return (labels, values, present) if not have.any() else evaluate(ends)
+                    e.ends, e.writes, e.relabeled = np.empty(0, np.int64), -1, None
+                    labels, values, present = evaluate(ends) if have.any() else (labels, values, present)
+                    return [relabel(lb) for lb in labels] if relabel else labels, values, present
                 self._merge(e, labels, missing, values, present)
             e.writes = writes
             cols = np.searchsorted(e.ends, ends)
-            out = list(e.labels), e.values[:, cols], e.present[:, cols]
+            if relabel is None:
+                out_labels = list(e.labels)
+            else:
+                if e.relabeled is None or len(e.relabeled) != len(e.labels):
+                    e.relabeled = [relabel(lb) for lb in e.labels]
+                out_labels = list(e.relabeled)
+            out = out_labels, e.values[:, cols], e.present[:, cols]
             self._account(key, e, ends)
             return out
         finally:
@@ -109,7 +118,7 @@ class StepCache:
                present: np.ndarray) -> None:
         """Add the columns of newly evaluated `ends` (series `labels`) to the entry."""
         if not len(e.ends):
-            e.labels, e.ends, e.values, e.present = list(labels), ends, values, present
+            e.labels, e.ends, e.values, e.present, e.relabeled = list(labels), ends, values, present, None
             return
         old_labels = e.labels
         if labels == old_labels:
@@ -137,6 +146,8 @@ class StepCache:
         rows_p[_ix(old_r, old_c)] = e.present
         rows_v[_ix(new_r, new_c)] = values
         rows_p[_ix(new_r, new_c)] = present
+        if all_labels is not old_labels:
+            e.relabeled = None
         e.labels, e.ends, e.values, e.present = all_labels, all_ends, rows_v, rows_p
 
     def _account(self, key: object, e: _Entry, ends: np.ndarray) -> None:
@@ -148,7 +159,7 @@ class StepCache:
             keep = e.present.any(axis=1)
             if not keep.all():
                 e.labels = [e.labels[i] for i in np.flatnonzero(keep).tolist()]
-                e.values, e.present = e.values[keep], e.present[keep]
+                e.values, e.present, e.relabeled = e.values[keep], e.present[keep], None
         with self._lock:
             self.size = sum(x.nbytes for x in self._entries.values())
             while self.size > self.max_bytes and len(self._entries) > 1:
