@@ -40,22 +40,60 @@ class Busy(Exception):
 
 
 @dataclass
+class _Chunk:
+    """The window ends one evaluation added (no end is in two chunks of an entry)."""
+
+    labels: list[Labels]  # sorted, unique
+    ends: np.ndarray  # sorted
+    values: np.ndarray  # (len(labels), len(ends)), NaN where absent
+    present: np.ndarray
+    rows: np.ndarray | None = None  # its rows in the entry's label union (None: the same list)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes + self.present.nbytes)
+
+    def keep(self, cols: np.ndarray) -> _Chunk:
+        return _Chunk(self.labels, self.ends[cols], self.values[:, cols], self.present[:, cols], self.rows)
+
+
+@dataclass
 class _Entry:
-    labels: list[Labels] = field(default_factory=list)  # sorted, unique
-    ends: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # sorted window ends
-    values: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    present: np.ndarray = field(default_factory=lambda: np.empty((0, 0), bool))
+    chunks: list[_Chunk] = field(default_factory=list)  # oldest first
+    labels: list[Labels] = field(default_factory=list)  # sorted union of the chunks' label sets
     writes: int = -1  # head writes counted before the columns were evaluated
     relabeled: list[Labels] | None = None  # `relabel` of every label set, kept while labels stay
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes + self.present.nbytes)
+        return sum(c.nbytes for c in self.chunks)
+
+    def reindex(self) -> None:
+        """The label union and each chunk's rows in it, after chunks came or went."""
+        known: set[Labels] = set()
+        for c in self.chunks:
+            known.update(c.labels)
+        if len(known) != len(self.labels) or not all(lb in known for lb in self.labels):
+            self.labels, self.relabeled = sorted(known), None
+        rank = None
+        for c in self.chunks:
+            if c.labels == self.labels:
+                c.rows = None
+                continue
+            if rank is None:
+                rank = {lb: i for i, lb in enumerate(self.labels)}
+            c.rows = np.fromiter((rank[lb] for lb in c.labels), np.int64, len(c.labels))
 
 
 class StepCache:
-    """Bounded (`max_bytes`, least recently used entries go first) and thread-safe."""
+    """Bounded (`max_bytes`, least recently used entries go first) and thread-safe.
+
+    An entry is a list of chunks, one per evaluation: a query appends its new window ends
+    without copying what the entry holds, and reads its columns from whichever chunks have
+    them. Past MAX_CHUNKS the chunks are merged into one (a copy, now and then)."""
+
+    MAX_CHUNKS = 8
 
     def __init__(self, max_bytes: int = 128 << 20) -> None:
         self.max_bytes = max_bytes
@@ -78,88 +116,87 @@ class StepCache:
             deadline: float, relabel: Callable[[Labels], Labels] | None = None) -> Evaluated:
         """(labels, values, present) at window ends `ends` (sorted, unique), evaluating only
         the ends the entry lacks with `evaluate(missing_ends)`; the labels pass through
-        `relabel` (computed once per entry, not per query)."""
+        `relabel` (computed once per entry, not per query). Series absent at every asked end
+        may be included (all NaN): the caller compacts."""
         e = self._entry(key)
         if not e.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise Busy()
         try:
             writes = head.writes
-            if e.writes >= 0 and len(e.ends):
+            if e.writes >= 0 and e.chunks:
                 low = head.written_since(e.writes)
                 if low is not None:  # samples landed in windows ending at or after `low`
-                    keep = e.ends < low
-                    e.ends, e.values, e.present = e.ends[keep], e.values[:, keep], e.present[:, keep]
-            have = np.isin(ends, e.ends, assume_unique=True)
+                    kept = [c if c.ends[-1] < low else c.keep(c.ends < low) for c in e.chunks]
+                    e.chunks = [c for c in kept if len(c.ends)]
+            held = np.concatenate([c.ends for c in e.chunks]) if e.chunks else ends[:0]
+            have = np.isin(ends, held)
             missing = ends[~have]
             self.hits += int(have.sum())
             self.misses += len(missing)
+            changed = False
             if len(missing):
                 labels, values, present = evaluate(missing)
                 if len(set(labels)) != len(labels):  # label sets repeat: not mergeable by name
-                    e.ends, e.writes, e.relabeled = np.empty(0, np.int64), -1, None
+                    e.chunks, e.labels, e.writes, e.relabeled = [], [], -1, None
                     labels, values, present = evaluate(ends) if have.any() else (labels, values, present)
                     return [relabel(lb) for lb in labels] if relabel else labels, values, present
-                self._merge(e, labels, missing, values, present)
+                e.chunks.append(_Chunk(list(labels), missing, values, present))
+                changed = True
+            if len(e.chunks) > self.MAX_CHUNKS:
+                e.reindex()
+                e.chunks = [self._merged(e)]
+                changed = True
+            if changed:
+                e.reindex()
             e.writes = writes
-            cols = np.searchsorted(e.ends, ends)
+            out = self._assemble(e, ends)
             if relabel is None:
                 out_labels = list(e.labels)
             else:
                 if e.relabeled is None or len(e.relabeled) != len(e.labels):
                     e.relabeled = [relabel(lb) for lb in e.labels]
                 out_labels = list(e.relabeled)
-            out = out_labels, e.values[:, cols], e.present[:, cols]
-            self._account(key, e, ends)
-            return out
+            self._account(key, e)
+            return out_labels, out[0], out[1]
         finally:
             e.lock.release()
 
-    def _merge(self, e: _Entry, labels: list[Labels], ends: np.ndarray, values: np.ndarray,
-               present: np.ndarray) -> None:
-        """Add the columns of newly evaluated `ends` (series `labels`) to the entry."""
-        if not len(e.ends):
-            e.labels, e.ends, e.values, e.present, e.relabeled = list(labels), ends, values, present, None
-            return
-        old_labels = e.labels
-        if labels == old_labels:
-            all_labels = old_labels
-        else:
-            known = set(old_labels)
-            all_labels = old_labels if all(lb in known for lb in labels) else sorted(known.union(labels))
-        all_ends = np.union1d(e.ends, ends)
-        rows_v = np.full((len(all_labels), len(all_ends)), np.nan)
-        rows_p = np.zeros((len(all_labels), len(all_ends)), bool)
-        old_c = np.searchsorted(all_ends, e.ends)
-        new_c = np.searchsorted(all_ends, ends)
-        old_r: slice | np.ndarray
-        if all_labels is old_labels:
-            old_r = slice(None)
-        else:
-            rank = {lb: i for i, lb in enumerate(all_labels)}
-            old_r = np.fromiter((rank[lb] for lb in old_labels), np.int64, len(old_labels))
-        if labels is old_labels or labels == all_labels:
-            new_r: slice | np.ndarray = slice(None)
-        else:
-            rank = {lb: i for i, lb in enumerate(all_labels)}
-            new_r = np.fromiter((rank[lb] for lb in labels), np.int64, len(labels))
-        rows_v[_ix(old_r, old_c)] = e.values
-        rows_p[_ix(old_r, old_c)] = e.present
-        rows_v[_ix(new_r, new_c)] = values
-        rows_p[_ix(new_r, new_c)] = present
-        if all_labels is not old_labels:
-            e.relabeled = None
-        e.labels, e.ends, e.values, e.present = all_labels, all_ends, rows_v, rows_p
+    @staticmethod
+    def _assemble(e: _Entry, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The asked columns, gathered from the chunks that hold them."""
+        values = np.full((len(e.labels), len(ends)), np.nan)
+        present = np.zeros((len(e.labels), len(ends)), bool)
+        for c in e.chunks:
+            if not len(c.ends):
+                continue
+            at = np.searchsorted(c.ends, ends)
+            np.minimum(at, len(c.ends) - 1, out=at)
+            hit = c.ends[at] == ends
+            if not hit.any():
+                continue
+            dst, src = _run(np.flatnonzero(hit)), _run(at[hit])  # slices when contiguous (usual)
+            rows = slice(None) if c.rows is None else c.rows
+            if isinstance(dst, slice):
+                values[rows, dst] = c.values[:, src]
+                present[rows, dst] = c.present[:, src]
+            else:
+                values[_ix(rows, dst)] = c.values[:, src]
+                present[_ix(rows, dst)] = c.present[:, src]
+        return values, present
 
-    def _account(self, key: object, e: _Entry, ends: np.ndarray) -> None:
-        """Bound the entry (to the asked ends when it alone would take a quarter of the
-        budget) and the cache (least recently used entries first)."""
-        if e.nbytes > self.max_bytes // 4:
-            cols = np.searchsorted(e.ends, ends)
-            e.ends, e.values, e.present = ends, e.values[:, cols], e.present[:, cols]
-            keep = e.present.any(axis=1)
-            if not keep.all():
-                e.labels = [e.labels[i] for i in np.flatnonzero(keep).tolist()]
-                e.values, e.present, e.relabeled = e.values[keep], e.present[keep], None
+    @staticmethod
+    def _merged(e: _Entry) -> _Chunk:
+        """All chunks as one (the entry's label union and every end it holds)."""
+        ends = np.sort(np.concatenate([c.ends for c in e.chunks]))
+        values, present = StepCache._assemble(e, ends)
+        return _Chunk(e.labels, ends, values, present)
+
+    def _account(self, key: object, e: _Entry) -> None:
+        """Bound the entry (its oldest chunks go when it alone takes a quarter of the budget,
+        the newest stays) and the cache (least recently used entries first)."""
+        while e.nbytes > self.max_bytes // 4 and len(e.chunks) > 1:
+            e.chunks.pop(0)
+            e.reindex()
         with self._lock:
             self.size = sum(x.nbytes for x in self._entries.values())
             while self.size > self.max_bytes and len(self._entries) > 1:
@@ -174,6 +211,13 @@ class StepCache:
         with self._lock:
             self._entries.clear()
             self.size = 0
+
+
+def _run(idx: np.ndarray) -> slice | np.ndarray:
+    """`idx` as a slice when it is a run of consecutive indexes (cheaper to read and write)."""
+    if len(idx) and int(idx[-1]) - int(idx[0]) + 1 == len(idx):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 def _ix(rows: slice | np.ndarray, cols: np.ndarray) -> tuple[slice | np.ndarray, np.ndarray]:
