@@ -240,3 +240,51 @@ async def test_exemplar_buffer_per_series_keeps_the_newest(tmp_path: Path) -> No
                 assert f'heron_metric_exemplars_dropped_total{{reason="{reason}"}} {n}.0' in text
     finally:
         await heron.stop()
+
+
+async def test_exemplar_buffers_survive_a_restart(tmp_path: Path) -> None:
+    """After a restart the per-series rules go on from what storage holds: the newest exemplar
+    sent again is a duplicate, an older one is out of order (neither stored), a newer one is
+    kept, and the buffer fill carries over (the cap of 2 evicts the oldest at once)."""
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, limits={"metrics": {"max_exemplars_per_series": 2}},  # type: ignore[arg-type]
+                         self_scrape=False)
+    now = int(time.time() * 1000)
+
+    async def send(client: httpx.AsyncClient, *stamps: int) -> None:
+        req = remote_pb2.WriteRequest()
+        t = req.timeseries.add()
+        for k, v in (("__name__", "restart_total"), ("job", "a")):
+            t.labels.add(name=k, value=v)
+        for ts in stamps:
+            t.exemplars.add(value=1.0, timestamp=now - 10_000 + ts).labels.add(name="trace_id", value=f"t{ts}")
+        r = await client.post("/api/v1/write", headers=HEADERS,
+                              content=bytes(cramjam.snappy.compress_raw(req.SerializeToString())))
+        assert r.status_code == 204, r.text
+
+    for run, stamps in enumerate([(1, 2), (2, 1, 3)]):
+        heron = Heron(config)  # type: ignore[arg-type]
+        await heron.start()
+        try:
+            buffers = heron.metrics_writer.exemplars
+            assert buffers is not None and buffers.loaded.wait(30)
+            transport = httpx.ASGITransport(app=heron.app())
+            async with httpx.AsyncClient(transport=transport, base_url="http://h", headers=ADMIN) as client:
+                await send(client, *stamps)
+                heron.pipeline.flush()
+                data = await exemplars(client, "restart_total", start=(now - 60_000) / 1000,
+                                       end=(now + 60_000) / 1000)
+                kept = [e["labels"]["trace_id"] for d in data for e in d["exemplars"]]
+                text = (await client.get("/metrics")).text
+            if run == 0:
+                assert kept == ["t1", "t2"]
+            else:  # t2: the newest again; t1: older; t3: newer, evicting t1 from the buffer of 2
+                assert kept == ["t2", "t3"]
+                for reason in ("duplicate", "out_of_order", "evicted"):
+                    assert f'heron_metric_exemplars_dropped_total{{reason="{reason}"}} 1.0' in text, reason
+                rows = heron.storage.execute(f"SELECT trace_id FROM `{heron.storage.database}`.metric_exemplars "
+                                             "ORDER BY trace_id").column(0).to_pylist()
+                assert rows == ["t1", "t2", "t3"]  # neither the duplicate nor the older one stored again
+        finally:
+            await heron.stop()

@@ -20,6 +20,7 @@ and the receiver answers with a message that names the limit and the metric.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import Counter
@@ -35,6 +36,8 @@ from heron.config import HeronConfig, parse_duration
 from heron.exceptions import ConfigError
 from heron.metrics.model import Labels, metric_name
 from heron.metrics.writer import FlatLabels
+
+log = logging.getLogger("heron.metrics")
 
 REASONS = ("series_limit", "per_metric_series_limit", "label_count", "label_name_length",
            "label_value_length")
@@ -262,6 +265,30 @@ class ExemplarBuffer:
         self._newest: dict[int, tuple[int, Any, float]] = {}  # sid -> (ts, labels, value)
         self._held: dict[int, int] = {}  # sid -> exemplars in its buffer
         self._lock = threading.Lock()
+        self.loaded = threading.Event()  # set once `load` is done (or failed)
+
+    def load(self, storage: Any) -> int:
+        """Each series' newest exemplar and buffer fill from `metric_exemplars`, so a restart
+        keeps refusing duplicates and out-of-order exemplars (Prometheus rebuilds its exemplar
+        buffers from its WAL). Series admitted meanwhile keep what they have. Returns the
+        series loaded."""
+        try:
+            t = storage.execute(
+                "SELECT series_id, max(ts) AS newest, argMax(labels, ts) AS newest_labels, "
+                "argMax(value, ts) AS newest_value, uniqExact(ts, trace_id) AS held "
+                f"FROM `{storage.database}`.metric_exemplars GROUP BY series_id LIMIT {int(self.max_series)}")
+            rows = zip(*(t.column(c).to_pylist() for c in ("series_id", "newest", "newest_labels", "newest_value",
+                                                           "held")), strict=True)
+            n = 0
+            with self._lock:
+                for sid, ts, labels, value, held in rows:
+                    if sid not in self._newest:
+                        self._newest[sid] = (ts, sorted(labels), value)
+                        self._held[sid] = min(held, self.max_per_series) if self.max_per_series else held
+                        n += 1
+            return n
+        finally:
+            self.loaded.set()
 
     def admit(self, table: pa.Table) -> pa.Table:
         """The rows of a `metric_exemplars` table to store (in order)."""
@@ -313,6 +340,14 @@ def limiter_of(heron: Any) -> SeriesLimiter:
                               registry=heron.metrics.registry)
         writer.exemplars = ExemplarBuffer(config.max_exemplars_per_series, dropped)
         exemplars.PER_SERIES[heron.storage.database] = config.max_exemplars_per_series
+
+        def load() -> None:
+            try:
+                log.info("exemplar buffers of %d series loaded", writer.exemplars.load(heron.storage))
+            except Exception:  # the rules then start empty, as before a restart was remembered
+                log.exception("loading the exemplar buffers failed")
+
+        threading.Thread(target=load, name="heron-exemplar-load", daemon=True).start()
 
         async def on_reload(config: HeronConfig) -> None:
             writer.limiter.config = LimitsConfig.from_config(config)
