@@ -433,6 +433,37 @@ scrape_configs:
 """
 
 
+async def test_kubeconfig_tls_server_name(tmp_path: Path) -> None:
+    """A cluster's `tls-server-name` is the name sent as SNI and checked against the API server's
+    certificate: a certificate for `kube.test` only, served on 127.0.0.1, is trusted with it (and
+    a client that checks the URL's host refuses it)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=kube.test", "-addext", "subjectAltName=DNS:kube.test"],
+                   check=True, capture_output=True)
+    (tmp_path / "kube").mkdir()
+    with FakeKubernetes(tls=(key, cert)) as k8s:
+        k8s.put("nodes", node("n1", addresses=[("InternalIP", "10.0.0.7")]))
+        kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+                      "clusters": [{"name": "c1", "cluster": {"server": k8s.url, "tls-server-name": "kube.test",
+                                                              "certificate-authority": str(cert)}}],
+                      "users": [{"name": "u1", "user": {"token": "t"}}],
+                      "contexts": [{"name": "c", "context": {"cluster": "c1", "user": "u1"}}]}
+        (tmp_path / "kube" / "config").write_text(yaml.safe_dump(kubeconfig))
+        kc = load_kubeconfig(str(tmp_path / "kube" / "config"))
+        assert kc.tls_server_name == "kube.test"
+        async with httpx.AsyncClient(verify=kc.verify) as plain:
+            with pytest.raises(httpx.ConnectError, match=r"certificate|hostname|IP address"):
+                await plain.get(k8s.url + "/api/v1/nodes")
+        heron = await start_heron(tmp_path, [{"job_name": "k", "scrape_interval": "1m", "kubernetes_sd_configs": [
+            {"role": "node", "kubeconfig_file": str(tmp_path / "kube" / "config")}]}])
+        try:
+            await wait_for(lambda: _addresses(heron) == ["n1"], timeout=10)
+            assert set(k8s.auth) == {"Bearer t"}
+        finally:
+            await heron.stop()
+
+
 def _cert(tmp: Path) -> tuple[Path, Path]:
     key, cert = tmp / "key.pem", tmp / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",

@@ -52,12 +52,15 @@ class ApiClient:
         self.sd = sd
         self.token_file: str | None = None
         self.token: str | None = None
+        self.extensions: dict[str, str] = {}  # per request (httpx): the kubeconfig's tls-server-name
         verify: ssl.SSLContext | bool = True
         basic, proxy = sd.basic_auth, sd.proxy_url
         if sd.kubeconfig:
             kc = load_kubeconfig(sd.kubeconfig)
             self.base, verify, self.token, self.token_file = kc.server, kc.verify, kc.token, kc.token_file
             basic, proxy = kc.basic_auth, kc.proxy_url
+            if kc.tls_server_name:  # SNI and the certificate check use this name, not the URL's host
+                self.extensions = {"sni_hostname": kc.tls_server_name}
         elif sd.api_server:
             self.base = sd.api_server
             if self.base.startswith("https"):
@@ -149,7 +152,7 @@ class Informer:
         params = {**self.params, "limit": "500"}
         while True:
             resp = await self.api.http.get(self.api.path(self.resource, self.namespace), params=params,
-                                           headers=self.api.headers())
+                                           headers=self.api.headers(), extensions=self.api.extensions)
             if resp.status_code != 200:
                 raise RuntimeError(f"list {self.resource}: HTTP {resp.status_code}: {resp.text[:200]}")
             body = await asyncio.to_thread(json.loads, resp.content)  # large lists: off the event loop
@@ -169,7 +172,7 @@ class Informer:
                   "timeoutSeconds": str(WATCH_SECONDS)}
         # The server ends the watch after timeoutSeconds; silence well past that is a dead connection.
         async with self.api.http.stream("GET", self.api.path(self.resource, self.namespace), params=params,
-                                        headers=self.api.headers(),
+                                        headers=self.api.headers(), extensions=self.api.extensions,
                                         timeout=httpx.Timeout(10.0, read=WATCH_SECONDS + 30)) as resp:
             if resp.status_code == 410:
                 raise Gone()

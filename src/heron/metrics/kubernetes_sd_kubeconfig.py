@@ -2,7 +2,9 @@
 current context, as client-go's BuildConfigFromFlags("", path) reads them for Prometheus.
 
 Read when discovery starts (like Prometheus, not at config load): the cluster's `server`,
-`certificate-authority(-data)`, `insecure-skip-tls-verify`, `proxy-url`, and the user's `token`,
+`certificate-authority(-data)`, `insecure-skip-tls-verify`, `tls-server-name` (the name sent as
+SNI and checked against the server's certificate, for an API server reached by IP or through a
+tunnel), `proxy-url`, and the user's `token`,
 `tokenFile` (re-read at each connection), `client-certificate(-data)`/`client-key(-data)`,
 `username`/`password`. `exec` and `auth-provider` credential plugins are refused. Relative paths are
 relative to the kubeconfig file. The context's `namespace` is not used, as in Prometheus.
@@ -29,6 +31,7 @@ class KubeconfigTarget:
     token_file: str | None = None
     basic_auth: tuple[str, str] | None = None
     proxy_url: str | None = None
+    tls_server_name: str | None = None
 
 
 def _named(items: Any, name: str, what: str, path: str) -> dict[str, Any]:
@@ -85,7 +88,9 @@ def load_kubeconfig(path: str) -> KubeconfigTarget:
     return KubeconfigTarget(server=server.rstrip("/"), verify=verify,
                             token=str(user["token"]) if user.get("token") else None,
                             token_file=rel(user["tokenFile"]) if user.get("tokenFile") else None,
-                            basic_auth=basic, proxy_url=cluster.get("proxy-url"))
+                            basic_auth=basic, proxy_url=cluster.get("proxy-url"),
+                            tls_server_name=str(cluster["tls-server-name"])
+                            if server.startswith("https://") and cluster.get("tls-server-name") else None)
 
 
 def _client_cert(ctx: ssl.SSLContext, user: dict[str, Any], rel: Any, path: str) -> None:
