@@ -150,9 +150,21 @@ async def test_resent_event_is_stored_and_counted_once(heron: Heron, client: htt
 
 
 async def test_resent_after_the_seen_window_is_not_counted_again(heron: Heron, client: httpx.AsyncClient) -> None:
-    """Past the 15-minute seen-id window (pruned here), the stored rows still know the event."""
+    """Past the 15-minute seen-id window (pruned here), the stored rows still know the event. A
+    resend that late carries a timestamp older than the window: only such events are looked up
+    in storage, fresh ones are not."""
     pid, key = new_project(heron)
-    ev, other = exc_event(), exc_event()
+    ev, other, fresh = exc_event(), exc_event(), exc_event()
+    ev["timestamp"] = time.time() - 1000  # it happened 16 minutes before its resend
+    lookups: list[str] = []
+    execute = heron.storage.execute
+
+    def counting(sql: str, *a: Any, **kw: Any) -> Any:
+        if "JSONExtractFloat(data, 'received')" in sql:
+            lookups.append(sql)
+        return execute(sql, *a, **kw)
+
+    heron.storage.execute = counting  # type: ignore[method-assign]
     r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", ev)))
     assert r.status_code == 200
     tracking(heron).flush()
@@ -164,6 +176,12 @@ async def test_resent_after_the_seen_window_is_not_counted_again(heron: Heron, c
     assert _stored(heron.storage, heron.storage.database) == (2, 2)
     assert [r[0] for r in heron.control.query("SELECT times_seen FROM error_issues")] == [2]
     assert tracking(heron).items.labels("event", "duplicate")._value.get() == 1
+    n = len(lookups)
+    assert n >= 1 and all(other["event_id"] not in sql for sql in lookups)
+    r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", fresh)))
+    tracking(heron).flush()
+    assert len(lookups) == n  # a fresh event cannot be a late resend: no storage look-up
+    assert [r[0] for r in heron.control.query("SELECT times_seen FROM error_issues")] == [3]
 
 
 async def test_the_answered_id_is_the_stored_id(heron: Heron, client: httpx.AsyncClient) -> None:
@@ -299,3 +317,20 @@ async def test_batch_counting_equals_event_by_event(heron: Heron, status: str, d
         results.append((changes, row, facets))
     assert results[0] == results[1]
     assert results[1][1]["times_seen"] == 6 and results[1][1]["user_count"] == 4
+
+
+async def test_a_shorter_flush_interval_applies_to_what_is_waiting(heron: Heron, client: httpx.AsyncClient) -> None:
+    """A reload that shortens `errors.queue.flush_interval` (from a long hold) processes what is
+    already waiting, without a new request to wake the queue."""
+    pid, key = new_project(heron)
+    q = tracking(heron).queue
+    q.pipeline.flush_interval, q.pipeline.batch_rows = 3600.0, 100_000
+    r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", exc_event())))
+    assert r.status_code == 200
+    time.sleep(0.5)
+    assert q.backlog == 1  # held
+    q.pipeline.flush_interval = 0.05
+    deadline = time.monotonic() + 5
+    while q.backlog and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert q.backlog == 0

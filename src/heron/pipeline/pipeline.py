@@ -249,12 +249,13 @@ class Pipeline:
     def _flusher(self) -> None:
         while True:
             with self._cond:
-                deadline = time.monotonic() + self.flush_interval
+                since = time.monotonic()  # the deadline follows flush_interval (a reload changes it)
                 while True:
                     if self._crashed:
                         return
                     rows = self._durable_rows
                     stop = self._closing and not self._pending
+                    deadline = since + self.flush_interval
                     if self._durable and (rows >= self.batch_rows or self._flush_requested or stop
                                           or time.monotonic() >= deadline or self._forced_end):
                         break
@@ -263,7 +264,7 @@ class Pipeline:
                         return
                     self._cond.wait(max(0.0, min(deadline - time.monotonic(), 0.1)) or 0.05)
                     if not self._durable:
-                        deadline = time.monotonic() + self.flush_interval
+                        since = time.monotonic()
                 self._flush_requested = False
                 batch: list[tuple[Record, int]] = []
                 n = 0
