@@ -122,6 +122,49 @@ async def test_proxy_url_carries_the_scrape(tmp_path: Path) -> None:
         proxy.close()
 
 
+async def test_no_proxy_sends_exempt_targets_direct(tmp_path: Path) -> None:
+    """With `no_proxy`, Prometheus' proxy rules (Go's httpproxy) apply: a target it lists, and
+    any loopback target, is scraped directly; the others still go through proxy_url."""
+    proxy = _Proxy()
+    seen: list[dict[str, Any]] = []
+    try:
+        with serve_wsgi(metrics_app(seen)) as direct:
+            heron = await start_heron(tmp_path, [
+                {"job_name": "mixed", "scrape_interval": "1s", "proxy_url": f"http://127.0.0.1:{proxy.port}",
+                 "no_proxy": "10.0.0.0/8, skip.test", "static_configs": [{"targets": ["via.test:9100", direct]}]},
+            ])
+            try:
+                async def both() -> Any:
+                    rows = await samples(heron, "s.metric IN ('through_proxy', 'transport_metric')")
+                    got = {r["metric"]: r["labels"]["instance"] for r in rows}
+                    return got if len(got) == 2 else None
+                got = await wait_for(both)
+                assert got == {"through_proxy": "via.test:9100", "transport_metric": direct}
+                assert any(r.startswith("GET http://via.test:9100/metrics") for r in proxy.requests)
+                assert not any(direct in r for r in proxy.requests) and seen  # loopback: direct
+            finally:
+                await heron.stop()
+    finally:
+        proxy.close()
+
+
+def test_no_proxy_rules() -> None:
+    """Go's httpproxy matching: CIDRs, IPs and names with optional ports, subdomains, `*`."""
+    from heron.metrics.no_proxy import NoProxy
+
+    rules = NoProxy.parse("10.0.0.0/8, example.com, .sub.org, *.wild.net, 192.168.1.5:8080, host:9100, [2001:db8::1]:80")
+    for host, port, direct in [
+            ("10.1.2.3", "80", True), ("11.0.0.1", "80", False), ("example.com", "80", True),
+            ("a.example.com", "1", True), ("badexample.com", "80", False), ("sub.org", "80", False),
+            ("x.sub.org", "80", True), ("wild.net", "80", False), ("a.wild.net", "80", True),
+            ("192.168.1.5", "8080", True), ("192.168.1.5", "80", False), ("host", "9100", True),
+            ("host", "9101", False), ("2001:db8::1", "80", True), ("2001:db8::1", "81", False),
+            ("127.0.0.1", "80", True), ("::1", "80", True), ("localhost", "9", True), ("other", "1", False)]:
+        assert rules.bypasses(host, port) == direct, (host, port)
+    assert NoProxy.parse("*").bypasses("anything", "1")
+    assert not NoProxy.parse("").bypasses("anything", "1")
+
+
 @pytest.mark.parametrize(("item", "field", "text"), [
     ({"tls_config": {"min_version": "TLS14"}}, "tls_config.min_version", "unknown TLS version: TLS14"),
     ({"tls_config": {"min_version": "TLS13", "max_version": "TLS11"}}, "tls_config.max_version", "lower than"),
@@ -129,6 +172,10 @@ async def test_proxy_url_carries_the_scrape(tmp_path: Path) -> None:
     ({"proxy_url": "ftp://user:hunter2@proxy:21"}, "proxy_url", "invalid proxy_url"),
     ({"proxy_url": "http://proxy:3128", "proxy_from_environment": True}, "proxy_from_environment",
      "must not be configured"),
+    ({"no_proxy": "example.com"}, "no_proxy", "if no_proxy is configured, proxy_url must also be configured"),
+    ({"no_proxy": "example.com", "proxy_from_environment": True}, "no_proxy",
+     "if proxy_from_environment is configured, no_proxy must not be configured"),
+    ({"no_proxy": ["a"], "proxy_url": "http://proxy:3128"}, "no_proxy", "must be a string"),
 ])
 def test_transport_settings_are_validated(tmp_path: Path, item: dict[str, Any], field: str, text: str) -> None:
     path = tmp_path / "heron.yml"

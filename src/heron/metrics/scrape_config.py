@@ -31,7 +31,7 @@ _KNOWN = {"job_name", "scrape_interval", "scrape_timeout", "metrics_path", "sche
           "metric_relabel_configs", "sample_limit", "label_limit", "label_name_length_limit",
           "label_value_length_limit", "target_limit", "body_size_limit", "follow_redirects",
           "enable_http2", "scrape_protocols", "track_timestamps_staleness", "proxy_url",
-          "proxy_from_environment", "kubernetes_sd_configs"}
+          "proxy_from_environment", "no_proxy", "kubernetes_sd_configs"}
 _SD_HINT = re.compile(r"^[a-z0-9]+_sd_configs$")
 # Prometheus' scrape_protocols and their media types (PrometheusProto is refused: no parser here).
 SCRAPE_PROTOCOLS = {"OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
@@ -100,6 +100,7 @@ class ScrapeConfig:
     enable_http2: bool = True  # Prometheus' default; used when the target speaks h2 (ALPN, https only)
     proxy_url: str | None = None
     proxy_from_environment: bool = False  # HTTP(S)_PROXY / NO_PROXY
+    no_proxy: str | None = None  # targets that skip proxy_url (heron.metrics.no_proxy)
     accept: str = field(default_factory=lambda: accept_header(DEFAULT_PROTOCOLS))
 
 
@@ -228,6 +229,13 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
         if item.get("proxy_from_environment"):
             raise err("proxy_from_environment", "if proxy_from_environment is configured, "
                                                 "proxy_url must not be configured")
+    no_proxy = item.get("no_proxy")
+    if no_proxy is not None and not isinstance(no_proxy, str):
+        raise err("no_proxy", "no_proxy must be a string (comma-separated hosts, IPs and CIDRs)")
+    if no_proxy and item.get("proxy_from_environment"):
+        raise err("no_proxy", "if proxy_from_environment is configured, no_proxy must not be configured")
+    if no_proxy and proxy is None:
+        raise err("no_proxy", "if no_proxy is configured, proxy_url must also be configured")
     protocols = item.get("scrape_protocols") or list(DEFAULT_PROTOCOLS)
     if not isinstance(protocols, list):
         raise err("scrape_protocols", "scrape_protocols must be a list")
@@ -295,7 +303,8 @@ def _one(config: HeronConfig, item: Any, where: str, g_interval: float, g_timeou
         metric_relabel=tuple(metric_relabel), body_size_limit=int(body or 0),
         follow_redirects=bool(item.get("follow_redirects", True)),
         enable_http2=bool(item.get("enable_http2", True)), proxy_url=str(proxy) if proxy else None,
-        proxy_from_environment=bool(item.get("proxy_from_environment", False)), accept=accept_header(tuple(protocols)),
+        proxy_from_environment=bool(item.get("proxy_from_environment", False)), no_proxy=no_proxy or None,
+        accept=accept_header(tuple(protocols)),
         **limits)
 
 

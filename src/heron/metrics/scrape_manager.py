@@ -28,6 +28,7 @@ from heron.metrics.kubernetes_sd import KubernetesDiscovery
 from heron.metrics.kubernetes_sd_config import KubernetesSD
 from heron.metrics.limits import limiter_of
 from heron.metrics.model import Labels
+from heron.metrics.no_proxy import NoProxy
 from heron.metrics.scrape import ScrapeLoop
 from heron.metrics.scrape_config import SELF_JOB, ScrapeConfig, parse_scrape_configs, self_scrape_config
 from heron.tls import tls_context
@@ -45,14 +46,35 @@ class Pool:
     client: httpx.AsyncClient
     loops: dict[tuple[str, int], ScrapeLoop] = field(default_factory=dict)
     dropped: list[dict[str, str]] = field(default_factory=list)
+    direct: httpx.AsyncClient | None = None  # for the targets `no_proxy` exempts from proxy_url
+    no_proxy: NoProxy | None = None
+
+    def client_for(self, target: Target) -> httpx.AsyncClient:
+        if self.direct is not None and self.no_proxy is not None:
+            url = httpx.URL(target.url)
+            if self.no_proxy.bypasses(url.host, str(url.port or (443 if url.scheme == "https" else 80))):
+                return self.direct
+        return self.client
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self.direct is not None:
+            await self.direct.aclose()
 
 
-def _client(sc: ScrapeConfig) -> httpx.AsyncClient:
+def _client(sc: ScrapeConfig, proxy: bool = True) -> httpx.AsyncClient:
     """One client per job: TLS, proxy and HTTP/2 settings are the job's (credentials go per request)."""
     verify: ssl.SSLContext | bool = tls_context(sc.tls.as_dict()) if sc.scheme == "https" else True
-    return httpx.AsyncClient(verify=verify, trust_env=sc.proxy_from_environment, proxy=sc.proxy_url,
+    return httpx.AsyncClient(verify=verify, trust_env=sc.proxy_from_environment,
+                             proxy=sc.proxy_url if proxy else None,
                              http2=sc.enable_http2 and sc.scheme == "https",
                              limits=httpx.Limits(max_keepalive_connections=100))
+
+
+def _pool(sc: ScrapeConfig) -> Pool:
+    if sc.proxy_url and sc.no_proxy:
+        return Pool(sc, _client(sc), direct=_client(sc, proxy=False), no_proxy=NoProxy.parse(sc.no_proxy))
+    return Pool(sc, _client(sc))
 
 
 class ScrapeManager:
@@ -125,7 +147,7 @@ class ScrapeManager:
                         loop.task.cancel()
                 await asyncio.gather(*(lp.task for lp in pool.loops.values() if lp.task),
                                      return_exceptions=True)
-                await pool.client.aclose()
+                await pool.aclose()
             self.pools.clear()
         if self.reload in self.heron.reload_hooks:
             self.heron.reload_hooks.remove(self.reload)
@@ -217,7 +239,7 @@ class ScrapeManager:
             for job, sc in wanted.items():
                 pool = self.pools.get(job)
                 if pool is None:
-                    pool = self.pools[job] = Pool(sc, _client(sc))
+                    pool = self.pools[job] = _pool(sc)
                 if sc.kubernetes_sd:  # may be thousands of targets: relabel them off the event loop
                     discovered = self._discovered(job)  # (here: the watchers change their stores in place)
                     targets, pool.dropped = await asyncio.to_thread(build_targets, sc, self.fsd, discovered)
@@ -235,7 +257,7 @@ class ScrapeManager:
         for key, target in new.items():
             if key not in pool.loops:
                 job = pool.config.job_name
-                loop = ScrapeLoop(target, pool.config, pool.client, self._writer(job),
+                loop = ScrapeLoop(target, pool.config, pool.client_for(target), self._writer(job),
                                   quiet_until_up=pool.config == self._self_config,
                                   is_self=self._is_me if pool.config == self._self_config else None,
                                   on_result=functools.partial(self._count, job))
@@ -257,7 +279,7 @@ class ScrapeManager:
         await asyncio.gather(*(lp.task for lp in pool.loops.values() if lp.task), return_exceptions=True)
         pool.loops.clear()
         self.m_targets.labels(pool.config.job_name).set(0)
-        await pool.client.aclose()
+        await pool.aclose()
 
     def _retire(self, loop: ScrapeLoop) -> None:
         """Stop a target's loop; write its stale markers two intervals later (Prometheus' way)."""
