@@ -97,7 +97,9 @@ async def test_batch_in_pieces_on_workers_stores_and_counts_once(heron: Heron, m
             assert [(c["times_seen"], c["user_count"]) for c in counts] == [
                 (sum(1 for i in kept if i % 3 == t), 4) for t in range(3)]
         assert et.processor._pool is not None  # it did run on workers
-        assert et.items.labels("event", "duplicate")._value.get() >= 10
+        # item outcomes counted once, not on the failed attempt, the retry and the replay each
+        assert et.items.labels("event", "accepted")._value.get() == n
+        assert et.items.labels("event", "duplicate")._value.get() == 10
         spool = et.processor._spool  # the workers' tables came through it, and none is left
         assert spool and Path(spool).is_dir() and not list(Path(spool).iterdir())
     finally:
@@ -182,6 +184,25 @@ async def test_resent_after_the_seen_window_is_not_counted_again(heron: Heron, c
     tracking(heron).flush()
     assert len(lookups) == n  # a fresh event cannot be a late resend: no storage look-up
     assert [r[0] for r in heron.control.query("SELECT times_seen FROM error_issues")] == [3]
+
+
+@pytest.mark.parametrize("when", [time.time() + 86400, None])
+async def test_resent_clamped_event_after_the_seen_window_is_not_counted_again(
+        heron: Heron, client: httpx.AsyncClient, when: float | None) -> None:
+    """An event whose timestamp is unusable (a day ahead here, or none) is stored at its receive
+    time; resent past the seen-id window it gets another one, and storage still knows its id."""
+    pid, key = new_project(heron)
+    ev = exc_event()
+    ev["timestamp"] = when
+    for _ in range(2):
+        r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", ev)))
+        assert r.status_code == 200
+        tracking(heron).flush()
+        heron.control.execute("DELETE FROM error_seen_events")  # the window has passed
+        time.sleep(0.01)  # a later receive time
+    assert _stored(heron.storage, heron.storage.database) == (1, 1)
+    assert [r[0] for r in heron.control.query("SELECT times_seen FROM error_issues")] == [1]
+    assert tracking(heron).items.labels("event", "duplicate")._value.get() == 1
 
 
 async def test_the_answered_id_is_the_stored_id(heron: Heron, client: httpx.AsyncClient) -> None:

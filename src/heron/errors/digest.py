@@ -27,7 +27,7 @@ import pyarrow as pa
 from heron.errors import rows
 from heron.errors.envelope import Envelope, Item, decompress, parse_envelope, parse_store_body
 from heron.errors.grouping import group
-from heron.errors.normalize import clamp_ts, normalize, user_key, valid_event_id
+from heron.errors.normalize import clamp_ts, normalize, timestamp, user_key, valid_event_id
 from heron.errors.scrub import Scrubber
 from heron.exceptions import BadRequest
 
@@ -37,7 +37,7 @@ KNOWN = {"event", "transaction", "check_in", "session", "sessions", "client_repo
          "user_report", "feedback", "statsd", "metric_buckets", "profile", "replay_event",
          "replay_recording", "replay_video", "span", "otel_log", "log", "profile_chunk", "nel"}
 COUNTED_FIELDS = ("event_id", "timestamp", "received", "level", "platform", "type", "title", "culprit",
-                  "metadata", "release", "environment", "_user_key", "_unhandled")
+                  "metadata", "release", "environment", "_user_key", "_unhandled", "_clamped")
 """What issue counting and alerts read of an event (the full event goes to storage only)."""
 
 Record = tuple[int, str, str, str, str, float, str, bytes]
@@ -146,6 +146,8 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
                         # the first event without a usable id gets the one the SDK heard back
                         payload, fallback_id = {**payload, "event_id": fallback_id}, None
                     ev = normalize(payload, received, ip or None, t)
+                    if ev["timestamp"] == received and timestamp(payload.get("timestamp"), received) != received:
+                        ev["_clamped"] = True  # no usable time of its own: a resend gets another one
                     scrub.event(ev)
                     if ev.get("type") == "transaction":
                         transactions.append(ev)

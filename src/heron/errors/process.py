@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,7 +161,13 @@ class Processor:
             return set()
         st = self.et.heron.storage
         mine = {ev["event_id"]: ev.get("received") or 0.0 for _, _, ev in events}
-        found = st.execute(_stored_sql(st.database, events)).to_pylist()
+        found = []
+        dated = [e for e in events if not e[2].get("_clamped")]
+        if dated:
+            found += st.execute(_stored_sql(st.database, dated)).to_pylist()
+        clamped = [e for e in events if e[2].get("_clamped")]
+        if clamped:  # stored with its first receive time, which can be any time before this one
+            found += st.execute(_stored_sql(st.database, clamped, since=False)).to_pylist()
         return {r["event_id"] for r in found if abs(r["received"] - mine.get(r["event_id"], 0.0)) > 1e-6}
 
     def process(self, data: pa.Table, token: str) -> None:
@@ -171,6 +178,10 @@ class Processor:
         et = self.et
         t1 = time.perf_counter()  # digest: from here to each piece's result; store: its inserts
         projects: dict[int, Project | None] = {}
+        # Item outcomes are counted when the batch is (below): a retried or replayed batch
+        # (counted before a crash) must not count them again.
+        outcomes: Counter[tuple[str, str]] = Counter()
+        discarded: Counter[tuple[str, str]] = Counter()
         cols = {name: data.column(name).to_pylist() for name in data.column_names}
         pieces: list[list[Record]] = []
         for i in range(data.num_rows):
@@ -181,7 +192,7 @@ class Processor:
                 projects[pid] = et.projects.get(pid)
             project = projects[pid]
             if project is None:  # deleted since it was accepted
-                et.items.labels("envelope", "invalid").inc()
+                outcomes["envelope", "invalid"] += 1
                 continue
             pieces[-1].append((pid, project.slug, cols["kind"][i], cols["encoding"][i], cols["ip"][i],
                                cols["received"][i], cols["event_id"][i], cols["body"][i]))
@@ -196,10 +207,8 @@ class Processor:
                 for name, t in d.tables.items():
                     tables.setdefault(name, []).append(load(t))
             for d in ds:
-                for (kind, outcome), n in d.outcomes.items():
-                    et.items.labels(kind, outcome).inc(n)
-                for (reason, category), n in d.discarded.items():
-                    et.discarded.labels(reason, category).inc(n)
+                outcomes.update(d.outcomes)
+                discarded.update(d.discarded)
                 for w in d.warnings:
                     log.warning("%s", w)
             piece = [e for d in ds for e in d.envelopes]
@@ -208,8 +217,9 @@ class Processor:
             ids = [ev["event_id"] for e in piece for _, ev in e.events]
             seen |= et.issues.seen(ids)
             seen |= self.stored_before([(e.project, iid, ev) for e in piece for iid, ev in e.events
-                                        if ev["event_id"] not in seen
-                                        and (ev.get("received") or 0.0) - ev["timestamp"] > LATE])
+                                        if ev["event_id"] not in seen and (
+                                            (ev.get("received") or 0.0) - ev["timestamp"] > LATE
+                                            or ev.get("_clamped"))])
             repeats = False
             counted: set[str] = set()
             for e in piece:
@@ -217,7 +227,7 @@ class Processor:
                 for iid, ev in e.events:
                     if ev["event_id"] in seen:
                         repeats = True
-                        et.items.labels("event", "duplicate").inc()
+                        outcomes["event", "duplicate"] += 1
                     else:
                         seen.add(ev["event_id"])
                         counted.add(ev["event_id"])
@@ -241,6 +251,10 @@ class Processor:
         if results is None:  # a replayed batch that was counted before the crash
             log.info("queue batch %s was counted before; rows re-inserted idempotently", token)
             return
+        for (kind, outcome), n in outcomes.items():
+            et.items.labels(kind, outcome).inc(n)
+        for (reason, category), n in discarded.items():
+            et.discarded.labels(reason, category).inc(n)
         changes = iter(results)
         for e in envelopes:
             project = projects[e.project]
@@ -263,7 +277,7 @@ def _discard(f: concurrent.futures.Future[Digest]) -> None:
         discard([f.result()])
 
 
-def _stored_sql(db: str, events: list[tuple[int, int, dict[str, Any]]]) -> str:
+def _stored_sql(db: str, events: list[tuple[int, int, dict[str, Any]]], since: bool = True) -> str:
     # The ids first (bloom filter, then the small event_id column); data is read only for hits.
     # A (project, issue) tuple filter measured slower than none: the ts range prunes enough.
     projects = ",".join(str(int(p)) for p in sorted({p for p, _, _ in events}))
@@ -271,7 +285,8 @@ def _stored_sql(db: str, events: list[tuple[int, int, dict[str, Any]]]) -> str:
     ids = ",".join(f"'{ev['event_id']}'" for _, _, ev in events)  # normalized: 32 hex digits
     return (f"SELECT event_id, JSONExtractFloat(data, 'received') AS received FROM `{db}`.error_events "
             f"PREWHERE event_id IN ({ids}) WHERE project IN ({projects}) "
-            f"AND ts BETWEEN fromUnixTimestamp64Milli({min(ts)}) AND fromUnixTimestamp64Milli({max(ts)})")
+            + (f"AND ts >= fromUnixTimestamp64Milli({min(ts)}) " if since else "")
+            + f"AND ts <= fromUnixTimestamp64Milli({max(ts)})")
 
 
 def _first_of(table: pa.Table, ids: set[str]) -> pa.Table:
