@@ -117,3 +117,26 @@ def test_reused_steps_are_at_most_ten_minutes_old() -> None:
     assert found is not None and found[1] == now - 600  # reuse up to its end (older than 5 min)
     x.store(key, Extent(now - 7200, now - 600, 60, b"{}", now + 60, born=now - MAX_AGE - 1))
     assert x.lookup(key, now - 7200 + 60, now - 540, 60, now) is None  # carried forward too long
+
+
+def test_is_matrix_agrees_with_parsing_on_encoded_replies() -> None:
+    from heron.promql.encode import query_body
+    from heron.promql.result import Result, Sample, Series
+    from heron.ui import extents
+
+    times = np.array([1_000, 2_000], np.int64)
+    one = Series({"job": "a", "warnings": "x"}, times_ms=times, values=np.array([1.0, 2.0]))
+    two = Series({"a": "b"}, times_ms=times, values=np.array([1.0, np.nan]))
+    cases = [
+        Result("matrix", matrix=[two]),
+        Result("matrix", matrix=[]),
+        Result("matrix", matrix=[two], warnings=["PromQL warning: x"]),
+        Result("matrix", matrix=[one]),  # a label named "warnings": not stored (conservative)
+        Result("vector", vector=[Sample({"a": "b"}, 1.0, 2.0)]),
+        Result("scalar", scalar=(1.0, 2.0)),
+    ]
+    got = []
+    for res in cases:
+        body = query_body(res, None, res.grid_ms if res.type == "matrix" else None)
+        got.append((extents.is_matrix(body), extents.parse_matrix(body) is not None))
+    assert got == [(True, True), (True, True), (False, False), (False, True), (False, False), (False, False)]

@@ -72,6 +72,16 @@ class Extents:
             self.size -= len(self.items.popitem(last=False)[1].body)
 
 
+MATRIX_HEAD = b'{"status":"success","data":{"resultType":"matrix","result":'
+
+
+def is_matrix(body: bytes) -> bool:
+    """What `parse_matrix` accepts, for Heron's own replies, without parsing them (a reply of
+    10k series took ~5 ms to parse on the event loop): the encoder's matrix prefix and no
+    warnings. A label named "warnings" also matches the second test: then nothing is stored."""
+    return body.startswith(MATRIX_HEAD) and b',"warnings":' not in body
+
+
 def parse_matrix(body: bytes) -> list[dict[str, Any]] | None:
     """The result of a successful matrix reply without warnings, else None."""
     try:

@@ -181,7 +181,7 @@ class QueryCacheMiddleware:
                 return 200, [(b"content-type", b"application/json"),
                              (b"content-length", str(len(body)).encode())], body, b"partial"
         status, headers, body = await self._run(scope, receive)
-        if status == 200 and len(body) <= MAX_BODY and extents.parse_matrix(body) is not None:
+        if status == 200 and len(body) <= MAX_BODY and extents.is_matrix(body):
             self.extents.store(ek, extents.Extent(start, end, step, body, now + self.cache.ttl, now))
         return status, headers, body, b"miss"
 
