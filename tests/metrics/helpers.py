@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -19,18 +20,26 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
+class _Server(ThreadingMixIn, WSGIServer):
+    """A connection per thread: a client stuck in the TLS handshake (a scrape cancelled at its
+    timeout on a loaded machine) cannot block the others or the shutdown."""
+
+    daemon_threads = True
+
+
 @contextmanager
 def serve_wsgi(app: Any, tls: tuple[Path, Path] | None = None,
                tls_max: ssl.TLSVersion | None = None) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port in a thread (HTTPS with `tls` = (key, cert), at
     most TLS version `tls_max`); yields host:port."""
-    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+    server: WSGIServer = make_server("127.0.0.1", 0, app, server_class=_Server, handler_class=_Quiet)
     if tls is not None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls[1], tls[0])
         if tls_max is not None:
             ctx.maximum_version = tls_max
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        # The handshake runs in the connection's thread (at its first read), not in accept().
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
