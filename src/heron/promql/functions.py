@@ -111,11 +111,11 @@ def evaluate(ev: _Evaluation, node: Any, grid: np.ndarray) -> Any:
     if name in ("rate", "increase", "delta"):
         r = _rng(args[0])
         vals, pres = W.extrapolated(r, is_counter=name != "delta", is_rate=name == "rate")
-        return _from_range(r, vals, pres, keep_name=False)
+        return _from_range(r, vals, pres, keep_name=False, nan_absent=True)
     if name in ("irate", "idelta"):
         r = _rng(args[0])
         vals, pres = W.instant_delta(r, is_rate=name == "irate")
-        return _from_range(r, vals, pres, keep_name=False)
+        return _from_range(r, vals, pres, keep_name=False, nan_absent=True)
     if name == "count_over_time":
         r = _rng(args[0])
         vals, pres = W.count(r)
@@ -272,9 +272,11 @@ def _string(v: Any) -> str:
     return v.value
 
 
-def _from_range(r: Range, vals: np.ndarray, pres: np.ndarray, keep_name: bool) -> Vector:
+def _from_range(r: Range, vals: np.ndarray, pres: np.ndarray, keep_name: bool, nan_absent: bool = False
+                ) -> Vector:
+    """`nan_absent`: `vals` is already NaN wherever `pres` is false (no full-matrix copy then)."""
     labels = list(r.sel.labels) if keep_name else [drop_name(lb) for lb in r.sel.labels]
-    return Vector(labels, np.where(pres, vals, np.nan), pres).compact()
+    return Vector(labels, vals if nan_absent else np.where(pres, vals, np.nan), pres).compact()
 
 
 def _gather_param(r: Range, p: np.ndarray, make: Callable[..., W.Reducer],

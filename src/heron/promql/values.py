@@ -79,14 +79,13 @@ class Range:
                 all_lo, all_hi = cached
                 yield a, b, all_lo[a:b], all_hi[a:b]
             else:
-                yield a, b, upto(self.sel, self.ends - self.range_ms, a, b), upto(self.sel, self.ends, a, b)
+                yield a, b, *bounds(self.sel, self.ends - self.range_ms, self.ends, a, b)
 
     def windows(self) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) sample index bounds, each (N, S): samples lo..hi-1 are in the window."""
         cached = self.extra.get("windows")
         if cached is None:
-            cached = self.extra["windows"] = (upto(self.sel, self.ends - self.range_ms),
-                                              upto(self.sel, self.ends))
+            cached = self.extra["windows"] = bounds(self.sel, self.ends - self.range_ms, self.ends)
         return cached  # type: ignore[return-value]
 
 
@@ -95,31 +94,50 @@ def upto(sel: Selection, times: np.ndarray, a: int = 0, b: int | None = None) ->
     (a 'right' search of every (series, time) pair); rows a..b-1 only when given.
 
     Counts instead of searching: each sample finds its step in the short sorted `times` array,
-    a bincount per (series, step) and a running sum along the steps give every bound in
-    O(samples + N x S), where a search over all samples per pair is O(N x S x log samples)."""
+    a bincount per (series, step) and a running sum give every bound in O(samples + N x S),
+    where a search over all samples per pair is O(N x S x log samples)."""
+    return bounds(sel, times, None, a, b)[0]
+
+
+def bounds(sel: Selection, lo_times: np.ndarray, hi_times: np.ndarray | None, a: int = 0,
+           b: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`upto` for a window's start and end grids at once (hi is `upto(hi_times)`, or lo again
+    when None): the sample slice and each sample's series offset are computed once for both."""
     b = len(sel.labels) if b is None else b
-    n, steps = b - a, len(times)
-    times = np.asarray(times, np.int64)
+    n = b - a
+    grids = [np.asarray(lo_times, np.int64)] + ([] if hi_times is None else [np.asarray(hi_times, np.int64)])
+    steps = len(grids[0])
     if n <= 0 or steps == 0:
-        return np.zeros((max(n, 0), steps), np.int64)
-    if n * steps <= SMALL or (steps > 1 and bool((times[1:] < times[:-1]).any())):
+        z = np.zeros((max(n, 0), steps), np.int64)
+        return z, z
+    if n * steps <= SMALL or (steps > 1 and any(bool((g[1:] < g[:-1]).any()) for g in grids)):
         # few pairs (instant queries of rules): one search beats a dozen array calls
-        return np.searchsorted(sel.keys(), sel.query_keys(times)[a:b], "right")
+        keys = sel.keys()
+        got = [np.searchsorted(keys, sel.query_keys(g)[a:b], "right") for g in grids]
+        return got[0], got[-1]
     starts = sel.starts[a:b + 1]
-    ts = sel.ts[int(starts[0]):int(starts[-1])]
-    step = int(times[1] - times[0]) if steps > 1 else 0
-    if step > 0 and bool((times[1:] - times[:-1] == step).all()):
-        # a regular grid: the first step at or after each sample is a ceiling division
-        pos = ts - (int(times[0]) - step + 1)
-        pos //= step
-        np.clip(pos, 0, steps, out=pos)
-    else:
-        pos = np.searchsorted(times, ts, "left")  # the first step at or after each sample
-    pos += np.repeat(np.arange(0, n * (steps + 1), steps + 1, dtype=np.int64), np.diff(starts))
-    hist = np.bincount(pos, minlength=n * (steps + 1)).reshape(n, steps + 1)[:, :steps]
-    out = np.cumsum(hist, axis=1)
-    out += starts[:-1, None]
-    return out
+    s0 = int(starts[0])
+    ts = sel.ts[s0:int(starts[-1])]
+    # every sample's bin base: series i owns bins i*(S+1) .. i*(S+1)+S (the last: past the grid)
+    offs = np.repeat(np.arange(0, n * (steps + 1), steps + 1, dtype=np.int64), np.diff(starts))
+    got = []
+    for times in grids:
+        step = int(times[1] - times[0]) if steps > 1 else 0
+        if step > 0 and bool((times[1:] - times[:-1] == step).all()):
+            # a regular grid: the first step at or after each sample is a ceiling division
+            pos = ts - (int(times[0]) - step + 1)
+            pos //= step
+            np.clip(pos, 0, steps, out=pos)
+        else:
+            pos = np.searchsorted(times, ts, "left")  # the first step at or after each sample
+        pos += offs
+        # one running sum over all bins: series are laid out in order and each owns all its
+        # samples' bins, so the sum at (i, s) is starts[i] - starts[a] plus i's samples <= s
+        out = np.bincount(pos, minlength=n * (steps + 1))
+        np.cumsum(out, out=out)
+        out += s0
+        got.append(out.reshape(n, steps + 1)[:, :steps])
+    return got[0], got[-1]
 
 
 Value = Vector | Scalar | String | Range

@@ -58,8 +58,8 @@ def _first_last(r: Range) -> tuple[np.ndarray, ...]:
 def extrapolated(r: Range, is_counter: bool, is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
     """Prometheus' extrapolatedRate for rate/increase/delta.
 
-    Every window is read through its first and last sample index; counter resets inside a
-    window come from a running sum of the values before each drop. Bounds and arithmetic run
+    Every window is read through its first and last sample index; the value before each
+    counter reset inside a window is added to it in sample order. Bounds and arithmetic run
     in place over blocks of series small enough to stay in the CPU cache."""
     ts, vs = r.sel.ts, r.sel.values
     shape = (len(r.sel.labels), len(r.ends))
@@ -76,20 +76,28 @@ def extrapolated(r: Range, is_counter: bool, is_rate: bool) -> tuple[np.ndarray,
         dropped[sidx_starts[sidx_starts < len(vs)]] = False
         at = np.flatnonzero(dropped)
         if len(at):
-            resets = (at, vs[at - 1])
+            # drops at or before sample x: count[x + 1] (count[0] = 0 for "before the first")
+            count = np.zeros(len(vs) + 1, np.int32 if len(at) < 2**31 else np.int64)
+            np.cumsum(dropped, out=count[1:])
+            resets = (at, vs[at - 1], count)
     ends = r.ends[None, :]
     range_start = ends - r.range_ms
     with np.errstate(divide="ignore", invalid="ignore"):
+        starts = r.sel.starts
         for a, b, lo, hi in r.window_blocks():
             ok = (hi - lo) >= 2
             present[a:b] = ok
-            res = _extrapolate_block(lo, hi, ts, vs, resets, ends, range_start, r.range_ms, is_counter, is_rate)
+            block_resets = resets
+            if resets is not None and resets[2][starts[a]] == resets[2][starts[b]]:
+                block_resets = None  # no reset among this block's samples
+            res = _extrapolate_block(lo, hi, ts, vs, block_resets, ends, range_start, r.range_ms, is_counter,
+                                     is_rate)
             np.copyto(out[a:b], res, where=ok)
     return out, present
 
 
 def _extrapolate_block(lo: np.ndarray, hi: np.ndarray, ts: np.ndarray, vs: np.ndarray,
-                       resets: tuple[np.ndarray, np.ndarray] | None, ends: np.ndarray,
+                       resets: tuple[np.ndarray, np.ndarray, np.ndarray] | None, ends: np.ndarray,
                        range_start: np.ndarray, range_ms: int, is_counter: bool, is_rate: bool) -> np.ndarray:
     n = hi - lo
     first = np.minimum(lo, len(vs) - 1)
@@ -100,12 +108,18 @@ def _extrapolate_block(lo: np.ndarray, hi: np.ndarray, ts: np.ndarray, vs: np.nd
     if resets is not None:
         # Add each reset's value in sample order, as Prometheus does: a window's sum then
         # depends only on its own samples, not on where the selection starts.
-        at, before = resets
-        a = np.searchsorted(at, first, "right")
-        k = np.searchsorted(at, last, "right") - a
-        for j in range(int(k.max(initial=0))):
-            w = k > j
-            result[w] += before[a[w] + j]
+        # Only the few windows holding a drop are visited; the prefix count of drops gives each
+        # window's first drop (a) and how many it holds (k) without a search.
+        _, before, count = resets
+        start = count[first + 1]
+        k = count[hi] - start  # drops in (first, last]; <= 0 for windows masked out
+        hit = np.flatnonzero(k > 0)
+        if len(hit):
+            flat = result.reshape(-1)  # a view: result is a fresh contiguous array
+            k, a = k.reshape(-1)[hit], start.reshape(-1)[hit]
+            for j in range(int(k.max())):
+                w = k > j
+                flat[hit[w]] += before[a[w] + j]
     first_t = ts[first]
     last_t = ts[last]
     sampled = np.subtract(last_t, first_t).astype(np.float64)
