@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,32 @@ _lock = threading.Lock()
 _SPOOL = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
 _session: Any = None
 _session_path: str | None = None
+_STALE_UNNAMED_S = 3600.0
+
+
+def sweep_spool(directory: Path | None = None) -> int:
+    """Remove insert files left by dead processes (a kill -9 or a crash mid-insert leaves them,
+    and in /dev/shm they hold RAM until reboot). Files name their writer's pid; files from before
+    that naming are removed once an hour old. Returns how many were removed."""
+    removed = 0
+    for f in (directory or _SPOOL).glob("heron-insert-*.arrows"):
+        owner = f.name.split("-")[2]
+        try:
+            if owner.isdigit():
+                try:
+                    os.kill(int(owner), 0)
+                    continue
+                except ProcessLookupError:
+                    pass
+                except PermissionError:  # alive, another user's
+                    continue
+            elif time.time() - f.stat().st_mtime < _STALE_UNNAMED_S:
+                continue
+            f.unlink()
+            removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 class _ParamsLock:
@@ -91,6 +118,7 @@ def _open_session(path: str) -> Any:
         except Exception as exc:  # chDB raises plain RuntimeError
             raise StorageError(f"cannot open chDB at {path}: {exc}") from exc
         _session_path = path
+        sweep_spool()
         return _session
 
 
@@ -125,7 +153,7 @@ class ChDBStorage:
             return
         cols = ", ".join(f"`{c}`" for c in data.column_names)
         settings = settings_clause({"insert_deduplication_token": dedup_token} if dedup_token else None)
-        spool = _SPOOL / f"heron-insert-{uuid.uuid4().hex}.arrows"
+        spool = _SPOOL / f"heron-insert-{os.getpid()}-{uuid.uuid4().hex}.arrows"
         try:
             with pa.OSFile(str(spool), "wb") as sink, pa.ipc.new_stream(sink, data.schema) as writer:
                 writer.write_table(data)
