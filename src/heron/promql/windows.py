@@ -122,12 +122,13 @@ def _extrapolate_block(lo: np.ndarray, hi: np.ndarray, ts: np.ndarray, vs: np.nd
                 flat[hit[w]] += before[a[w] + j]
     first_t = ts[first]
     last_t = ts[last]
-    sampled = np.subtract(last_t, first_t).astype(np.float64)
-    sampled /= 1000.0
-    dur_start = (first_t - range_start).astype(np.float64)
-    dur_start /= 1000.0
-    dur_end = np.subtract(ends, last_t).astype(np.float64)
-    dur_end /= 1000.0
+    # int64 ms -> float64 s in one pass each: the same conversion and IEEE division as a cast
+    # followed by /= 1000, without the intermediate array
+    sampled = np.divide(last_t - first_t, 1000.0)
+    np.subtract(first_t, range_start, out=first_t)
+    dur_start = np.divide(first_t, 1000.0)
+    np.subtract(ends, last_t, out=last_t)
+    dur_end = np.divide(last_t, 1000.0)
     n -= 1
     np.maximum(n, 1, out=n)
     avg_dur = sampled / n
