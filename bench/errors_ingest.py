@@ -229,13 +229,14 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--drain", type=float, default=120, help="seconds to wait for the backlog after the run")
     ap.add_argument("--workers", default="auto", help="errors.queue.workers (auto: one per core, up to 4)")
+    ap.add_argument("--batch", type=int, default=0, help="errors.queue.batch (0: Heron's default)")
     ap.add_argument("--split", action="store_true",
                     help="hold processing back during the run (ack path alone), then drain (processing alone)")
     args = ap.parse_args()
     raw_size = len(json.dumps(payload(0)))
     load0 = os.getloadavg()
     workers: Any = args.workers if args.workers == "auto" else int(args.workers)
-    queue: dict[str, Any] = {"workers": workers}
+    queue: dict[str, Any] = {"workers": workers, **({"batch": args.batch} if args.batch else {})}
     held = {**queue, "batch": 100_000, "flush_interval": "1h"} if args.split else queue
     with HeronProcess(config={"errors": {"queue": held}}) as proc, proc.client() as c:
         out = subprocess.run([sys.executable, "-m", "heron", "project", "create", "bench", "--config",
@@ -318,7 +319,7 @@ def main() -> None:
     total = sum(cpu.values())
     print(f"{'cpu ms/event: domain total (one core)':{w}} {total:>12.3f}  (= {1000 / total:.0f} events/s/core)")
     print(f"(mode: {'split: ack alone, then processing alone' if args.split else 'mixed: ack and processing at once'}; "
-          f"workers {args.workers})")
+          f"workers {args.workers}; batch {args.batch or 'default'})")
     print(f"(run {run:.1f}s, {args.clients} client process(es) x {args.concurrency} keep-alive connections; "
           f"goal >= 2000 events/s; no Sentry peer runs here)")
     print(f"(load average before: {' '.join(f'{x:.2f}' for x in load0)}; at end of run: "
