@@ -562,3 +562,42 @@ def test_index_positions_by_series_id() -> None:
     assert given.labels[35] == series[40]
     assert given.positions(series[:3], ids[:3]).tolist() == [0, 1, 2]
     assert len(given) == 36
+
+
+@pytest.mark.parametrize("slice_min", [0, 10**9])
+def test_select_slice_copy_and_gather_agree(monkeypatch: pytest.MonkeyPatch, slice_min: int) -> None:
+    """Both ways of copying the block's segments (per-series slices for long series, one gathered
+    index for short ones) give each series' samples in [mint, maxt], tail merged, last write winning."""
+    import heron.metrics.head as head_mod
+
+    monkeypatch.setattr(head_mod, "SLICE_COPY_MIN", slice_min)
+    head = Head(3 * HOUR)
+    head.load(_EmptyStorage())
+    rng = np.random.default_rng(11)
+    want: dict[Labels, dict[int, float]] = {}
+    series = [labels_from({"__name__": "m", "i": f"{i:03d}"}) for i in range(40)]
+    for rnd in range(3):
+        lbs, counts, tss, vss = [], [], [], []
+        for i, lb in enumerate(series[::-1] if rnd == 1 else series):  # positions not in label order
+            n = int(rng.integers(0, 900)) if i % 6 else 0
+            ts = np.sort(rng.choice(np.arange(NOW - 2 * HOUR, NOW, 1000), n, replace=False)).astype(np.int64)
+            vs = rng.normal(size=n)
+            lbs.append(lb), counts.append(n), tss.append(ts), vss.append(vs)
+            for t, v in zip(ts.tolist(), vs.tolist(), strict=True):
+                want.setdefault(lb, {})[t] = v
+        head.append(lbs, counts, np.concatenate(tss), np.concatenate(vss))
+        if rnd < 2:
+            head.compact()  # the last round stays in the tail, overlapping the block
+    assert head.stats()["tail"] > 0
+    for mint, maxt in [(NOW - 2 * HOUR, NOW), (NOW - HOUR, NOW - HOUR // 2), (NOW - 5000, NOW - 5000)]:
+        got = head.select([[("__name__", "=", "m")]], mint, maxt)
+        assert got is not None
+        labels, ts, vals, starts = got
+        exp = {lb: sorted((t, v) for t, v in d.items() if mint <= t <= maxt) for lb, d in want.items()}
+        exp = {lb: s for lb, s in exp.items() if s}
+        assert labels == sorted(exp) and ts.dtype == np.int64 and len(starts) == len(labels) + 1
+        for k, lb in enumerate(labels):
+            a, b = starts[k], starts[k + 1]
+            assert ts[a:b].tolist() == [t for t, _ in exp[lb]], (lb, mint, maxt)
+            assert vals[a:b].tolist() == [v for _, v in exp[lb]], (lb, mint, maxt)
+    head.close()

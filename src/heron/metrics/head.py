@@ -686,12 +686,7 @@ class Head:
         total = int(counts.sum()) + len(t_sel)
         if limit is not None and total > limit:
             raise SampleLimit(total)
-        starts_b = np.cumsum(counts) - counts
-        idx = np.repeat(lo - starts_b, counts)  # sample k of the result is block sample idx[k]
-        idx += np.arange(len(idx), dtype=np.int64)
-        ts = np.add(st.ts[idx], st.base, dtype=np.int64)
-        vals = st.values[idx]
-        del idx
+        ts, vals = _gather(st, lo, counts)
         if len(t_sel):  # merge the tail's matches in place; the later write wins on equal (series, ts)
             keys, t_val = _sorted_unique((t_sel << KEY_SHIFT) | t_ts, t_val)
             t_sel, t_ts = keys >> KEY_SHIFT, keys & TS_MASK
@@ -722,6 +717,33 @@ class Head:
         t = self.storage.execute(f"SELECT arrayMap(x -> match(x, {rx}), [{', '.join(map(sql_string, values))}]) "
                                  "AS m")
         return [bool(x) for x in t.column("m")[0].as_py()]
+
+
+SLICE_COPY_MIN = 384  # mean samples per series from which per-series slice copies beat one gather
+
+
+def _gather(st: _State, lo: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Block samples [lo, lo + counts) of each selected series, concatenated: (ts + base as int64,
+    values), new arrays (the caller may write into them).
+
+    Long segments are copied slice by slice (contiguous copies, no (samples,) index array: about
+    half the CPU of a gather at ~700 samples per series); short ones through one gathered index,
+    where the per-series Python call would dominate."""
+    total = int(counts.sum())
+    if total < SLICE_COPY_MIN * max(len(counts), 1):
+        starts_b = np.cumsum(counts) - counts
+        idx = np.repeat(lo - starts_b, counts)  # sample k of the result is block sample idx[k]
+        idx += np.arange(len(idx), dtype=np.int64)
+        return np.add(st.ts[idx], st.base, dtype=np.int64), st.values[idx]
+    ts = np.empty(total, np.int64)
+    vals = np.empty(total, np.float64)
+    s_ts, s_val = st.ts, st.values  # one published state: appends and compaction swap in new arrays
+    ends = np.cumsum(counts)
+    for a, b, first in zip((ends - counts).tolist(), ends.tolist(), lo.tolist(), strict=True):
+        ts[a:b] = s_ts[first:first + b - a]
+        vals[a:b] = s_val[first:first + b - a]
+    ts += st.base
+    return ts, vals
 
 
 def _evict(offsets: np.ndarray, ts: np.ndarray, values: np.ndarray, cut: int

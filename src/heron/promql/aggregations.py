@@ -1,8 +1,9 @@
 """Aggregation operators (`sum by (job) (...)` and friends) over all steps at once.
 
 Series are grouped once by their `by`/`without` labels; reductions then run per group on
-(group size, steps) blocks. sum/avg/min/max/count/group/stddev/stdvar use `reduceat` over the
-series sorted by group; topk/bottomk/quantile/count_values/limitk rank within each group.
+(group size, steps) blocks. sum/avg add each group's series in series order (as Prometheus
+does); min/max/count/group/stddev/stdvar use `reduceat` over the series sorted by group;
+topk/bottomk/quantile/count_values/limitk rank within each group.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def _reduce(op: str, vec: Vector, gid: np.ndarray, groups: list[Labels]) -> Vect
     bounds = np.concatenate([[0], np.nonzero(np.diff(sg))[0] + 1])
     identity = bool((order == np.arange(n)).all())
     dense = bool(vec.present.all())
+    if op in ("sum", "avg"):
+        return _sum_avg(op, vec, gid, groups, order, bounds, identity, dense)
     # one gathered copy per matrix, then masked in place (reduceat wants groups contiguous)
     V = (vec.values if dense else vec.values.copy()) if identity else vec.values[order]
     P = vec.present if dense else (vec.present if identity else vec.present[order])
@@ -121,6 +124,56 @@ def _reduce(op: str, vec: Vector, gid: np.ndarray, groups: list[Labels]) -> Vect
         else:
             raise QueryError(f"unsupported aggregation {op}", "bad_data")
     labels = [groups[g] for g in sg[bounds]]
+    return Vector(labels, out, np.array(present)).compact()
+
+
+ROW_LOOP_MIN_STEPS = 16  # from this many steps a Python loop of row adds beats np.add.at
+
+
+def row_sums(V: np.ndarray, gid: np.ndarray, ngroups: int) -> np.ndarray:
+    """(ngroups, S): each group's rows of `V` added one after another in row order, as Prometheus
+    adds a group's series (the first member's row taken as is). `np.add.at` and the loop give the
+    same bits; the loop is faster for many steps, `add.at` for few."""
+    _, first = np.unique(gid, return_index=True)  # gid holds every group 0..ngroups-1
+    out = V[first]
+    rest = np.ones(len(gid), bool)
+    rest[first] = False
+    if V.shape[1] < ROW_LOOP_MIN_STEPS:
+        np.add.at(out, gid[rest], V[rest])
+        return out
+    g_of = gid.tolist()
+    for i in np.flatnonzero(rest).tolist():
+        row = out[g_of[i]]
+        row += V[i]
+    return out
+
+
+def _sum_avg(op: str, vec: Vector, gid: np.ndarray, groups: list[Labels], order: np.ndarray,
+             bounds: np.ndarray, identity: bool, dense: bool) -> Vector:
+    """sum/avg without regrouping the matrix: rows are added in series order (row_sums)."""
+    ngroups = len(bounds)
+    V = vec.values if dense else np.where(vec.present, vec.values, 0.0)
+    # groups are numbered in first-appearance order, so sorted group k is group k
+    if dense:
+        sizes = np.bincount(gid, minlength=ngroups).astype(np.float64)
+        cnt = np.broadcast_to(sizes[:, None], (ngroups, V.shape[1]))
+    else:
+        Po = vec.present if identity else vec.present[order]
+        cnt = np.add.reduceat(Po, bounds, axis=0, dtype=np.int64).astype(np.float64)
+    present = cnt > 0
+    with np.errstate(all="ignore"):
+        total = row_sums(V, gid, ngroups)
+        out = total / cnt if op == "avg" else total
+        # Cancellation or overflow: redo those groups in Prometheus' order with Kahan sums.
+        redo = ~np.isfinite(out)
+        if not (V.min(initial=0.0) >= 0):  # mixed signs (or NaN): sums may cancel
+            mag = row_sums(np.abs(V), gid, ngroups)
+            redo |= mag > 1e8 * np.abs(total)
+        if redo.any():
+            Vo = vec.values if identity else vec.values[order]
+            Po = vec.present if identity else vec.present[order]
+            out = _sequential(op, Vo, Po, bounds, out, redo)
+    labels = [groups[g] for g in range(ngroups)]
     return Vector(labels, out, np.array(present)).compact()
 
 
