@@ -41,7 +41,7 @@ _CARD_RUN = b"0" * 13  # a card number is 13+ digits with at most single spaces 
 _WORD_CHARS = re.compile(rb"[a-z_-]+")
 _NON_WORD = bytes(c if 97 <= c <= 122 or c in (45, 95) else 32 for c in range(256))  # not [a-z_-] -> " "
 # Top-level keys with rules beyond keys and text (IP addresses, header names): always walked.
-_WALK_ALWAYS = frozenset({"user", "request", "exception", "threads"})  # stacks: a selective walk anyway
+_WALK_ALWAYS = frozenset({"user", "request", "exception", "threads", "breadcrumbs"})  # stacks: a selective walk anyway
 # Keys of the event itself that hold ids, not user data.
 _SKIP_TOP = {"event_id", "timestamp", "received", "level", "platform", "release", "dist", "environment",
              "fingerprint", "sdk", "type", "start_timestamp", "modules", "debug_meta", "measurements",
@@ -80,6 +80,7 @@ class Scrubber:
         # is the same test as scanning the whole text for every name, at a fraction of the cost.
         self._by_words = all(_WORD_CHARS.fullmatch(f) for f in self._field_bytes)
         self._word_cache: dict[bytes, bool] = {}
+        self._texts: dict[str, str] = {}  # `text` results: the strings of one bug's events recur
 
     def sensitive(self, key: str) -> bool:
         hit = self._cache.get(key)
@@ -88,6 +89,17 @@ class Scrubber:
             if len(self._cache) < 50_000:
                 self._cache[key] = hit
         return hit
+
+    def _text(self, s: str) -> str:
+        """`text(s)` for a string of 8+ characters, remembered (a dict look-up instead of the
+        guards' C scans: frame locals and breadcrumbs repeat across a bug's events)."""
+        t = self._texts.get(s)
+        if t is None:
+            t = self.text(s)
+            if len(self._texts) >= 50_000:
+                self._texts.clear()
+            self._texts[s] = t
+        return t
 
     def text(self, s: str) -> str:
         """Filter credentials and card numbers inside free text."""
@@ -149,6 +161,53 @@ class Scrubber:
                 out[k] = self.value(v2, depth + 1)
         return out
 
+    def _walk(self, v: Any, depth: int) -> Any:
+        """`value(v, depth)`, changing `v`'s dicts and lists in place instead of copying them:
+        for parts of the event nothing else holds (frame locals and breadcrumbs, decoded for this
+        event alone). The result serializes to the same JSON as `value`'s; new objects are made
+        only for values of other classes (subclasses, tuples), through `value`."""
+        c = v.__class__
+        if c is str:
+            return v if len(v) < 8 else self._text(v)
+        if depth > 20:
+            return v
+        if c is dict:
+            cache, texts = self._cache, self._texts
+            for k, v2 in v.items():
+                if k in _CODE_KEYS:
+                    continue
+                hit = cache.get(k)
+                if hit is None:
+                    hit = isinstance(k, str) and self.sensitive(k)
+                if hit:
+                    if v2 is not None and v2 != "":
+                        v[k] = FILTERED
+                    continue
+                c2 = v2.__class__
+                if c2 is str:
+                    if len(v2) >= 8:
+                        t = texts.get(v2)
+                        if t is None:
+                            t = self._text(v2)
+                        if t is not v2:
+                            v[k] = t
+                elif c2 is dict or c2 is list:
+                    self._walk(v2, depth + 1)
+                elif not (c2 is int or c2 is float or c2 is bool or v2 is None):
+                    v[k] = self.value(v2, depth + 1)
+            return v
+        if c is list:
+            if v and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in v):
+                for p in v:
+                    p[1] = FILTERED if self.sensitive(p[0]) else self._walk(p[1], depth + 1)
+                return v
+            for i, x in enumerate(v):
+                y = self._walk(x, depth + 1)
+                if y is not x:
+                    v[i] = y
+            return v
+        return self.value(v, depth)
+
     def clean(self, v: Any) -> bool:
         """True when nothing in `v` can need filtering, so the Python walk can be skipped.
 
@@ -187,7 +246,9 @@ class Scrubber:
         for key in list(ev):
             if key in _SKIP_TOP or (key not in _WALK_ALWAYS and self.clean(ev[key])):
                 continue
-            if key == "tags":
+            if key == "breadcrumbs":
+                self._walk(ev[key], 0)  # normalize's own dicts (and the payload's `data`)
+            elif key == "tags":
                 ev["tags"] = {k: FILTERED if self.sensitive(k) else self.text(v) for k, v in ev["tags"].items()}
             elif key == "user":
                 u = ev["user"]
@@ -221,12 +282,11 @@ class Scrubber:
                     item[k] = FILTERED if self.sensitive(k) and v not in (None, "") else self.value(v)
 
     def _frame_vars(self, frames: list[Any]) -> None:
-        """Each frame's locals, as `value({"vars": ...})` would scrub them.
-
-        One C-level look at all the locals' JSON first: when no text rule can fire anywhere in
-        them (`plain`), strings stay as they are and only the key rules walk (a third of the
-        cost). Locals nearly always hold some sensitive-looking name (`password`, `token`, a
-        session), so a `clean` pre-check would rarely spare the walk: it is not tried."""
+        """Each frame's locals, as `value({"vars": ...})` would scrub them, in place (`_walk`):
+        the locals are the decoded payload's own dicts. Locals nearly always hold some
+        sensitive-looking name (`password`, `token`, a session), so a `clean` pre-check would
+        rarely spare the walk, and a `plain` one (no text rule can fire) cost more than the
+        remembered `text` results it would save."""
         todo = [f for f in frames if isinstance(f, dict) and "vars" in f]
         if not todo:
             return
@@ -235,54 +295,12 @@ class Scrubber:
                 if f["vars"] not in (None, ""):
                     f["vars"] = FILTERED
             return
-        walk = self._keys if self.plain([f["vars"] for f in todo]) else self.value
+        walk = self._walk
         for f in todo:
-            f["vars"] = walk(f["vars"], 1)
-
-    def plain(self, v: Any) -> bool:
-        """True when `text()` leaves every string in `v` as it is: the JSON (plain ASCII) has no
-        13-digit run, no URL credential and no auth scheme name (supersets of the text rules,
-        as in `clean`)."""
-        try:
-            raw = orjson.dumps(v)
-        except (TypeError, ValueError):
-            return False
-        if not raw.isascii():
-            return False
-        low = raw.lower()
-        if b"bearer" in low or b"basic" in low or b"token" in low:
-            return False
-        if _CARD_RUN in raw.translate(_DIGIT_RUNS, b" -"):
-            return False
-        return not (b"=" in raw or (b"://" in raw and b"@" in raw)) or _URL_HINT(raw) is None
-
-    def _keys(self, v: Any, depth: int) -> Any:
-        """`value` for a subtree where `text()` changes nothing (see `plain`): the same walk
-        with strings taken as they are."""
-        if depth > 20:
-            return v
-        if isinstance(v, dict):
-            out = {}
-            cache = self._cache
-            for k, v2 in v.items():
-                if k in _CODE_KEYS:
-                    out[k] = v2
-                    continue
-                hit = cache.get(k)
-                if hit is None:
-                    hit = isinstance(k, str) and self.sensitive(k)
-                if hit and v2 is not None and v2 != "":
-                    out[k] = FILTERED
-                elif isinstance(v2, dict | list):
-                    out[k] = self._keys(v2, depth + 1)
-                else:
-                    out[k] = v2
-            return out
-        if isinstance(v, list):
-            if v and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in v):
-                return [[p[0], FILTERED if self.sensitive(p[0]) else self._keys(p[1], depth + 1)] for p in v]
-            return [self._keys(x, depth + 1) for x in v]
-        return v
+            v = f["vars"]
+            w = walk(v, 1)
+            if w is not v:
+                f["vars"] = w
 
     def _request(self, r: dict[str, Any]) -> None:
         if "headers" in r:
