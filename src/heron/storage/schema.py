@@ -228,6 +228,16 @@ MIGRATIONS: list[Migration] = [
         ),
         retention={"metric_exemplars": ("metrics", "toDateTime(intDiv(ts, 1000))")},
     ),
+    Migration(
+        id="0012_errors_fewer_merges",
+        statements=(
+            # 40 KB events: background merges re-read and re-compress every event about twice
+            # per 60 000 events (the largest share of the server's CPU per event); a wider merge
+            # base merges each part about half as often (rows merged per row inserted
+            # 2.46 -> 1.28), for ~10 parts per day partition instead of ~4.
+            "ALTER TABLE {db}.error_events MODIFY SETTING merge_selector_base = 10",
+        ),
+    ),
 ]
 
 

@@ -1,0 +1,104 @@
+"""What the server process spends per event: the lean ingest endpoint answers exactly as the
+Starlette one did, several pieces go into one insert (a replay re-inserts nothing), and the
+events table merges with a wider base."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pytest
+from starlette.responses import JSONResponse
+
+from heron.api.sentry import CORS
+from heron.errors.ingest import tracking
+from heron.server import Heron
+
+from .helpers import auth, envelope, exc_event, new_project
+
+
+async def test_ingest_replies_byte_for_byte_as_a_json_response(heron: Heron, client: httpx.AsyncClient) -> None:
+    pid, key = new_project(heron)
+    ev = exc_event()
+    r = await client.post(f"/api/{pid}/envelope/", headers={**auth(key), "Origin": "https://shop.example"},
+                          content=envelope(("event", ev)))
+    assert r.status_code == 200
+    want = JSONResponse({"id": ev["event_id"]}, 200, headers=CORS)
+    assert r.content == want.body == b'{"id":"%s"}' % ev["event_id"].encode()
+    assert [(k.lower(), v) for k, v in r.headers.raw] == want.raw_headers
+    # an envelope with nothing to count answers {} (as before), the auth error its detail
+    r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=b"{}\n")
+    assert (r.status_code, r.content) == (200, b"{}")
+    r = await client.post(f"/api/{pid}/store/", headers=auth("0" * 32), content=b"{}")
+    assert r.status_code == 401 and r.json() == {"detail": "invalid api key"}
+    assert r.headers["access-control-allow-origin"] == "*" and r.headers["x-sentry-error"] == "invalid api key"
+    # the key as a query parameter, the first of repeated auth headers, a body sent in chunks
+    r = await client.post(f"/api/{pid}/store/?sentry_key={key}", content=b'{"message": "q"}')
+    assert r.status_code == 200
+    hdrs = [("X-Sentry-Auth", auth(key)["X-Sentry-Auth"]), ("X-Sentry-Auth", "Sentry sentry_key=" + "1" * 32)]
+    r = await client.post(f"/api/{pid}/store/", headers=hdrs, content=b'{"message": "h"}')
+    assert r.status_code == 200
+
+    async def chunks() -> Any:
+        body = envelope(("event", exc_event()))
+        for i in range(0, len(body), 100):
+            yield body[i:i + 100]
+
+    r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=chunks())
+    assert r.status_code == 200
+    r = await client.post("/api/x/envelope/", headers=auth(key), content=b"{}\n")
+    assert r.status_code == 404 and r.json() == {"detail": "unknown project"}
+    tracking(heron).flush()
+    assert heron.storage.execute(
+        f"SELECT count() AS n FROM `{heron.storage.database}`.error_events").to_pylist()[0]["n"] == 4
+
+
+async def test_pieces_are_stored_three_at_a_time_and_a_replay_reinserts_nothing(
+        heron: Heron, monkeypatch: pytest.MonkeyPatch) -> None:
+    from heron.errors.process import INSERT_PIECES
+    from heron.errors.queue import SCHEMA
+
+    assert INSERT_PIECES == 3
+    monkeypatch.setattr("heron.errors.process.PIECE", 10)
+    pid, _ = new_project(heron)
+    et = tracking(heron)
+    et.processor.workers = 0  # in process: the grouping is the same, without worker start-up
+    n = 75  # 8 pieces: stored as 0-2, 3-5 and 6-7
+    rows = [(pid, "envelope", "", "", time.time(), "", envelope(("event", exc_event(etype=f"E{i % 3}"))))
+            for i in range(n)]
+    table = pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(zip(*rows, strict=True), SCHEMA, strict=True)],
+                                 schema=SCHEMA)
+    inserts: list[tuple[str, int, str]] = []
+    real = heron.storage.insert
+
+    def spy(name: str, data: pa.Table, token: str | None = None) -> None:
+        inserts.append((name, data.num_rows, token or ""))
+        real(name, data, token)
+
+    monkeypatch.setattr(heron.storage, "insert", spy)
+    for _ in range(2):  # the batch, then the same batch replayed
+        et.processor.process(table, "e1:error_envelopes:1-8")
+    assert inserts[:3] == [("error_events", 30, "e1:error_envelopes:1-8/0-2/error_events"),
+                           ("error_events", 30, "e1:error_envelopes:1-8/3-5/error_events"),
+                           ("error_events", 15, "e1:error_envelopes:1-8/6-7/error_events")]
+    # the replay: its events were counted, so their rows are dropped before the (same) tokens
+    assert [(n, t) for _, n, t in inserts[3:]] == [(0, t) for _, _, t in inserts[:3]]
+    db = heron.storage.database
+    assert heron.storage.execute(f"SELECT count() AS n FROM `{db}`.error_events").to_pylist()[0]["n"] == n
+    [issues] = heron.control.query("SELECT sum(times_seen) AS n FROM error_issues")
+    assert issues["n"] == n
+    # a one-piece batch keeps its token of before (a batch replayed across an upgrade)
+    inserts.clear()
+    et.processor.process(table.slice(0, 5), "e1:error_envelopes:9-9")
+    assert [t for _, _, t in inserts] == ["e1:error_envelopes:9-9/error_events"]
+
+
+def test_events_table_merges_with_a_wider_base(storage: Any) -> None:
+    from heron.storage.schema import migrate
+
+    migrate(storage)
+    [row] = storage.execute(f"SELECT create_table_query AS q FROM system.tables WHERE database = "
+                            f"'{storage.database}' AND name = 'error_events'").to_pylist()
+    assert "merge_selector_base = 10" in row["q"]
