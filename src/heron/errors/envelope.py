@@ -15,8 +15,11 @@ from typing import Any
 
 import cramjam
 import orjson
+from zlib_ng import zlib_ng as _zlib  # zlib's inflate results and error texts, at ~2x its speed
 
 from heron.exceptions import BadRequest
+
+_ZLIB_ERRORS: tuple[type[Exception], ...] = (zlib.error, _zlib.error)  # type: ignore[assignment]  # stub: an instance
 
 MAX_BODY = 40 << 20
 """Largest body accepted after decompression (Relay's default envelope limit is 200 MB; a single
@@ -53,7 +56,7 @@ def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> byte
         elif enc == "deflate":
             try:
                 out = _inflate(body, zlib.MAX_WBITS, limit)
-            except zlib.error:
+            except _ZLIB_ERRORS:
                 out = _inflate(body, -zlib.MAX_WBITS, limit)
         elif enc == "br":
             out = bytes(cramjam.brotli.decompress(body))
@@ -71,7 +74,7 @@ def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> byte
 
 
 def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
-    d = zlib.decompressobj(wbits)
+    d = _zlib.decompressobj(wbits)
     out = d.decompress(body, limit + 1)
     if len(out) > limit:
         raise BadRequest(f"body larger than {limit} bytes after decompression")
