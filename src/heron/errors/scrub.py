@@ -42,6 +42,7 @@ _WORD_CHARS = re.compile(rb"[a-z_-]+")
 _NON_WORD = bytes(c if 97 <= c <= 122 or c in (45, 95) else 32 for c in range(256))  # not [a-z_-] -> " "
 # Top-level keys with rules beyond keys and text (IP addresses, header names): always walked.
 _WALK_ALWAYS = frozenset({"user", "request", "exception", "threads", "breadcrumbs"})  # stacks: a selective walk anyway
+_CODE, _SENSITIVE = 1, 2  # `Scrubber._kind`
 # Keys of the event itself that hold ids, not user data.
 _SKIP_TOP = {"event_id", "timestamp", "received", "level", "platform", "release", "dist", "environment",
              "fingerprint", "sdk", "type", "start_timestamp", "modules", "debug_meta", "measurements",
@@ -81,6 +82,7 @@ class Scrubber:
         self._by_words = all(_WORD_CHARS.fullmatch(f) for f in self._field_bytes)
         self._word_cache: dict[bytes, bool] = {}
         self._texts: dict[str, str] = {}  # `text` results: the strings of one bug's events recur
+        self._kinds: dict[Any, int] = {}  # see `_kind`
 
     def sensitive(self, key: str) -> bool:
         hit = self._cache.get(key)
@@ -100,6 +102,15 @@ class Scrubber:
                 self._texts.clear()
             self._texts[s] = t
         return t
+
+    def _kind(self, k: Any) -> int:
+        """What `_walk` does with a key's value: 0 walk it, `_CODE` keep it, `_SENSITIVE` filter
+        it (one remembered look-up per key instead of a set test and a dict look-up)."""
+        kind = _CODE if k in _CODE_KEYS else _SENSITIVE if isinstance(k, str) and self.sensitive(k) else 0
+        if len(self._kinds) >= 50_000:
+            self._kinds.clear()
+        self._kinds[k] = kind
+        return kind
 
     def text(self, s: str) -> str:
         """Filter credentials and card numbers inside free text."""
@@ -172,29 +183,7 @@ class Scrubber:
         if depth > 20:
             return v
         if c is dict:
-            cache, texts = self._cache, self._texts
-            for k, v2 in v.items():
-                if k in _CODE_KEYS:
-                    continue
-                hit = cache.get(k)
-                if hit is None:
-                    hit = isinstance(k, str) and self.sensitive(k)
-                if hit:
-                    if v2 is not None and v2 != "":
-                        v[k] = FILTERED
-                    continue
-                c2 = v2.__class__
-                if c2 is str:
-                    if len(v2) >= 8:
-                        t = texts.get(v2)
-                        if t is None:
-                            t = self._text(v2)
-                        if t is not v2:
-                            v[k] = t
-                elif c2 is dict or c2 is list:
-                    self._walk(v2, depth + 1)
-                elif not (c2 is int or c2 is float or c2 is bool or v2 is None):
-                    v[k] = self.value(v2, depth + 1)
+            self._walk_dict(v, depth)
             return v
         if c is list:
             if v and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in v):
@@ -202,11 +191,42 @@ class Scrubber:
                     p[1] = FILTERED if self.sensitive(p[0]) else self._walk(p[1], depth + 1)
                 return v
             for i, x in enumerate(v):
+                if x.__class__ is dict:  # lists of dicts (breadcrumbs): no dispatch
+                    if depth < 20:
+                        self._walk_dict(x, depth + 1)
+                    continue
                 y = self._walk(x, depth + 1)
                 if y is not x:
                     v[i] = y
             return v
         return self.value(v, depth)
+
+    def _walk_dict(self, v: dict[Any, Any], depth: int) -> None:
+        """`_walk` of a dict at `depth` <= 20: the hot loop of scrubbing (frame locals)."""
+        kinds, texts = self._kinds, self._texts
+        for k, v2 in v.items():
+            kind = kinds.get(k)
+            if kind is None:
+                kind = self._kind(k)
+            if kind:  # a code key (left as it is) or a sensitive one
+                if kind == _SENSITIVE and v2 is not None and v2 != "":
+                    v[k] = FILTERED
+                continue
+            c2 = v2.__class__
+            if c2 is str:
+                if len(v2) >= 8:
+                    t = texts.get(v2)
+                    if t is None:
+                        t = self._text(v2)
+                    if t is not v2:
+                        v[k] = t
+            elif c2 is dict:
+                if depth < 20:
+                    self._walk_dict(v2, depth + 1)
+            elif c2 is list:
+                self._walk(v2, depth + 1)
+            elif not (c2 is int or c2 is float or c2 is bool or v2 is None):
+                v[k] = self.value(v2, depth + 1)
 
     def clean(self, v: Any) -> bool:
         """True when nothing in `v` can need filtering, so the Python walk can be skipped.
@@ -295,12 +315,14 @@ class Scrubber:
                 if f["vars"] not in (None, ""):
                     f["vars"] = FILTERED
             return
-        walk = self._walk
         for f in todo:
             v = f["vars"]
-            w = walk(v, 1)
-            if w is not v:
-                f["vars"] = w
+            if v.__class__ is dict:
+                self._walk_dict(v, 1)
+            else:
+                w = self._walk(v, 1)
+                if w is not v:
+                    f["vars"] = w
 
     def _request(self, r: dict[str, Any]) -> None:
         if "headers" in r:
