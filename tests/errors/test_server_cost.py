@@ -102,3 +102,24 @@ def test_events_table_merges_with_a_wider_base(storage: Any) -> None:
     [row] = storage.execute(f"SELECT create_table_query AS q FROM system.tables WHERE database = "
                             f"'{storage.database}' AND name = 'error_events'").to_pylist()
     assert "merge_selector_base = 10" in row["q"]
+
+
+async def test_requests_arriving_during_a_wal_write_share_the_next_record(heron: Heron) -> None:
+    import asyncio
+
+    pid, _ = new_project(heron)
+    q = tracking(heron).queue
+    seq0 = q.pipeline._next_seq
+    bodies = [envelope(("event", exc_event())) for _ in range(60)]
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(0.0005 * i)  # each in an event-loop iteration of its own
+        await q.put(pid, "envelope", bodies[i], None, "10.0.0.1", None)
+
+    await asyncio.gather(*(one(i) for i in range(60)))
+    records = q.pipeline._next_seq - seq0
+    assert 1 <= records <= 15  # one per event-loop iteration: ~40 here
+    assert not q._inflight and not q._batch
+    tracking(heron).flush()
+    assert heron.storage.execute(
+        f"SELECT count() AS n FROM `{heron.storage.database}`.error_events").to_pylist()[0]["n"] == 60

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("heron.errors.queue")
 TABLE = "error_envelopes"
+MAX_GROUP = 1024
+"""Requests per WAL record at most: a bigger group is submitted without waiting for the one in
+flight (bounds a record's size and what one Backpressure refusal answers at once)."""
 SCHEMA = pa.schema([("project", pa.int64()), ("kind", pa.string()), ("encoding", pa.string()),
                     ("ip", pa.string()), ("received", pa.float64()), ("event_id", pa.string()),
                     ("body", pa.binary())])
@@ -47,6 +50,8 @@ class EnvelopeQueue:
         self.pipeline = Pipeline(processor, directory, self.metrics, max_queue_bytes=max_bytes,
                                  batch_rows=batch, flush_interval=flush_interval, retry_after=retry_after)
         self._batch: list[tuple[Any, ...]] = []
+        self._inflight = False  # a group is on its way to the WAL: new requests wait for it
+        self._closed = False  # stopping: a group in flight may never resolve; submit (and hear 503)
 
     def start(self) -> int:
         """Replay what was acknowledged but not processed before a crash; returns records replayed."""
@@ -56,18 +61,23 @@ class EnvelopeQueue:
                   event_id: str | None, received: float | None = None) -> None:
         """Append one request durably; raises Backpressure (429) / PipelineClosed (503).
 
-        Requests that arrive in the same event-loop iteration share one WAL record: one Arrow
-        table and one submit for all of them (each still returns only once that is fsynced)."""
+        Requests share WAL records: those arriving while the previous group is being written
+        and fsynced form the next group (one Arrow table and one submit for all of them; each
+        request still returns only once its group is fsynced). The WAL writer would commit them
+        together anyway, so the wait is the same, and the per-group work is paid once per
+        group instead of once per event-loop iteration."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._batch.append((project, kind, encoding or "", ip or "",
                             time.time() if received is None else received, event_id or "", body, fut))
-        if len(self._batch) == 1:
+        if (len(self._batch) == 1 and not self._inflight) or len(self._batch) >= MAX_GROUP or self._closed:
             loop.call_soon(self._submit, loop)
         await fut
 
     def _submit(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._batch = self._batch, []
+        if not batch:  # submitted already (a full group, then the scheduled call)
+            return
         futs = [b[7] for b in batch]
         cols = list(zip(*(b[:7] for b in batch), strict=True))
         table = pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(cols, SCHEMA, strict=True)],
@@ -79,12 +89,16 @@ class EnvelopeQueue:
                 if not f.done():
                     f.set_exception(exc)
             return
+        self._inflight = True
 
         def resolve(cf: concurrent.futures.Future[int]) -> None:
             exc = cf.exception()
             for f in futs:
                 if not f.done():
                     f.set_exception(exc) if exc else f.set_result(None)
+            self._inflight = False
+            if self._batch:  # what arrived meanwhile: the next group
+                self._submit(loop)
 
         done.add_done_callback(lambda cf: loop.call_soon_threadsafe(resolve, cf))
 
@@ -95,6 +109,7 @@ class EnvelopeQueue:
     def close(self, drain: float = 10.0) -> None:
         """Stop: process what is queued for up to `drain` seconds, then stop after the batch in
         progress. What is left stays in the queue's WAL and is processed after the next start."""
+        self._closed = True
         try:
             self.pipeline.flush(drain)
         except TimeoutError:
