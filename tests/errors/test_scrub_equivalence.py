@@ -122,4 +122,6 @@ def test_remembered_text_results_stay_bounded() -> None:
     for i in range(50_010):
         assert scrub._text(f"value number {i}") == f"value number {i}"
     assert len(scrub._texts) <= 50_000
+    long = "x" * 513 + " token abcdefghijkl"
+    assert scrub._text(long) == "x" * 513 + f" token {FILTERED}" and long not in scrub._texts
     assert scrub._text("token abcdefghijkl") == f"token {FILTERED}"

@@ -43,6 +43,7 @@ _NON_WORD = bytes(c if 97 <= c <= 122 or c in (45, 95) else 32 for c in range(25
 # Top-level keys with rules beyond keys and text (IP addresses, header names): always walked.
 _WALK_ALWAYS = frozenset({"user", "request", "exception", "threads", "breadcrumbs"})  # stacks: a selective walk anyway
 _CODE, _SENSITIVE = 1, 2  # `Scrubber._kind`
+_REMEMBER = 512  # longest key or string whose result is remembered (50 000 of each, at most ~50 MB)
 # Keys of the event itself that hold ids, not user data.
 _SKIP_TOP = {"event_id", "timestamp", "received", "level", "platform", "release", "dist", "environment",
              "fingerprint", "sdk", "type", "start_timestamp", "modules", "debug_meta", "measurements",
@@ -100,18 +101,20 @@ class Scrubber:
         t = self._texts.get(s)
         if t is None:
             t = self.text(s)
-            if len(self._texts) >= 50_000:
-                self._texts.clear()
-            self._texts[s] = t
+            if len(s) <= _REMEMBER:
+                if len(self._texts) >= 50_000:
+                    self._texts.clear()
+                self._texts[s] = t
         return t
 
     def _kind(self, k: Any) -> int:
         """What `_walk` does with a key's value: 0 walk it, `_CODE` keep it, `_SENSITIVE` filter
         it (one remembered look-up per key instead of a set test and a dict look-up)."""
         kind = _CODE if k in _CODE_KEYS else _SENSITIVE if isinstance(k, str) and self.sensitive(k) else 0
-        if len(self._kinds) >= 50_000:
-            self._kinds.clear()
-        self._kinds[k] = kind
+        if not isinstance(k, str) or len(k) <= _REMEMBER:
+            if len(self._kinds) >= 50_000:
+                self._kinds.clear()
+            self._kinds[k] = kind
         return kind
 
     def text(self, s: str) -> str:
