@@ -131,3 +131,62 @@ async def test_requests_arriving_during_a_wal_write_share_the_next_record(
     tracking(heron).flush()
     assert heron.storage.execute(
         f"SELECT count() AS n FROM `{heron.storage.database}`.error_events").to_pylist()[0]["n"] == 60
+
+
+async def test_worker_files_go_to_chdb_as_they_are(heron: Heron, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Event tables the workers spooled are inserted from their files (one insert per group of
+    pieces, nothing written twice); a failed insert leaves no file behind, and its retry (which
+    inserts the first group again, under the same token) and a replay store every event once."""
+    from pathlib import Path
+
+    from heron.errors.queue import SCHEMA
+
+    monkeypatch.setattr("heron.errors.process.PIECE", 40)
+    pid, _ = new_project(heron)
+    et = tracking(heron)
+    et.processor.workers = 2
+    n = 130  # 4 pieces: two inserts (0-2, 3)
+    rows = [(pid, "envelope", "", "", time.time(), "", envelope(("event", exc_event(etype=f"E{i % 3}"))))
+            for i in range(n)]
+    table = pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(zip(*rows, strict=True), SCHEMA, strict=True)],
+                                 schema=SCHEMA)
+    st = heron.storage
+    real_command, real_insert = st.command, st.insert
+    commands: list[str] = []
+    fail = [True]
+
+    def command(sql: str, params: Any = None) -> None:
+        if "error_events" in sql:
+            commands.append(sql)
+            assert sql.count("file('") == 2 * (3 if "/0-2/" in sql else 1)  # 2 workers, 1 file per piece each
+            if fail[0] and "/3-3/" in sql:  # after the first group was stored
+                fail[0] = False
+                raise RuntimeError("storage went away")
+        real_command(sql, params)
+
+    def insert(name: str, data: pa.Table, token: str | None = None) -> None:
+        # the replay's events were counted: their rows are dropped (an empty table) before the insert
+        assert name != "error_events" or data.num_rows == 0, "the spooled events went through a second spool"
+        real_insert(name, data, token)
+
+    monkeypatch.setattr(st, "command", command)
+    monkeypatch.setattr(st, "insert", insert)
+    try:
+        with pytest.raises(RuntimeError):
+            et.processor.process(table, "e1:error_envelopes:1-4")
+        spool = Path(et.processor._spool)
+        assert not list(spool.iterdir())  # the failed insert's files, and the digests never stored
+        for _ in range(2):  # the retry, then a replay
+            et.processor.process(table, "e1:error_envelopes:1-4")
+            assert not list(spool.iterdir())
+    finally:
+        et.processor.close()
+    # stored, failed; the retry's two (the first deduplicated by its token); the replay's rows dropped
+    assert len(commands) == 4
+    assert [c.count("e1:error_envelopes:1-4/0-2/error_events") for c in commands] == [1, 0, 1, 0]
+    assert [c.count("e1:error_envelopes:1-4/3-3/error_events") for c in commands] == [0, 1, 0, 1]
+    db = st.database
+    assert st.execute(f"SELECT count() AS n, uniqExact(event_id) AS u FROM `{db}`.error_events").to_pylist() == [
+        {"n": n, "u": n}]
+    [issues] = heron.control.query("SELECT sum(times_seen) AS n FROM error_issues")
+    assert issues["n"] == n
