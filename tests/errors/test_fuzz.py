@@ -112,8 +112,8 @@ def _deep(n: int) -> Any:
 @example([{"a": _deep(19)}, {"a": _deep(20)}, {"a": _deep(25)}])
 @example([{"module": {"password": "stays"}, "pairs": [["api_key", "k"], ["q", "4111 1111 1111 1111"]]}])
 def test_frame_locals_fast_walk_equals_the_rules(frame_vars: list[dict[str, Any]]) -> None:
-    """Frame locals take cheaper walks (none when `clean`, keys only when `plain`): the result
-    must be what `value({"vars": ...})` gives each frame."""
+    """Frame locals are walked in place with remembered text results: the result must be what
+    `value({"vars": ...})` gives each frame."""
     scrub = Scrubber()
     frames = [{"function": "f", "vars": json.loads(json.dumps(v))} for v in frame_vars]
     scrub._frame_vars(frames)
