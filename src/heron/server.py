@@ -192,6 +192,9 @@ class Heron:
         middleware.extend(ui_session(self))
         app = Starlette(routes=routes, middleware=middleware)
         app.state.heron = self
+        from heron.api.sentry import front  # Sentry ingest ahead of the middleware (auth/CORS its own)
+
+        app.middleware_stack = front(app.build_middleware_stack())
         return app
 
 

@@ -190,3 +190,25 @@ async def test_worker_files_go_to_chdb_as_they_are(heron: Heron, monkeypatch: py
         {"n": n, "u": n}]
     [issues] = heron.control.query("SELECT sum(times_seen) AS n FROM error_issues")
     assert issues["n"] == n
+
+
+async def test_ingest_posts_skip_the_middleware_stack(heron: Heron) -> None:
+    """POSTs to the ingest endpoints are answered ahead of Starlette's middleware and routes (the
+    app's own POST routes removed, they still work); preflights and other paths go through."""
+    from starlette.routing import Route
+
+    pid, key = new_project(heron)
+    app = heron.app()
+    app.router.routes = [r for r in app.router.routes
+                         if not (isinstance(r, Route) and r.methods and "POST" in r.methods and "{project_id}" in r.path)]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://heron") as c:
+        r = await c.post(f"/api/{pid}/envelope/", headers=auth(key), content=envelope(("event", exc_event())))
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
+        r = await c.post(f"/api/{pid}/store/", headers=auth(key), content=b'{"message": "m"}')
+        assert r.status_code == 200
+        r = await c.post("/api/abc/store/", headers=auth(key), content=b"{}")
+        assert r.status_code == 404 and r.json() == {"detail": "unknown project"}
+        r = await c.options(f"/api/{pid}/envelope/")
+        assert r.status_code == 200 and r.headers["access-control-max-age"] == "3600"
+        r = await c.post(f"/api/{pid}/envelope", headers=auth(key), content=b"{}\n")  # no slash: the router's
+        assert r.status_code in (307, 404, 405)

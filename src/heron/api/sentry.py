@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from heron.api import heron_of
 from heron.errors.ingest import ErrorTracking, RateLimited, tracking
@@ -130,6 +131,27 @@ class Ingest:
         except PipelineClosed as exc:
             return detail(503, str(exc), {"Retry-After": "5"})
         return b'{"id":%s}' % json.dumps(eid).encode() if eid else b"{}"
+
+
+_PATH = re.compile(r"/api/([^/]+)/(envelope|store)/")
+
+
+def front(app: ASGIApp) -> ASGIApp:
+    """The app's middleware stack with the two ingest endpoints ahead of it: POSTs to them skip
+    the error, browser-session and exception middleware and the route table (~10% of their
+    CPU). Every other request, and these paths with another method, go through the stack."""
+    ingest = {"envelope": Ingest("envelope"), "store": Ingest("store")}
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            m = _PATH.fullmatch(scope["path"])
+            if m:
+                scope["path_params"] = {"project_id": m[1]}
+                await ingest[m[2]](scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return dispatch
 
 
 _WANTED = {b"content-encoding", b"x-sentry-auth", b"authorization"}
