@@ -1,7 +1,7 @@
 """Remote-write ingest: Heron vs the real Prometheus receiver, same payloads, same machine.
 
     python bench/remote_write.py [--series 10000 100000] [--rounds 3] [--batch 2000] [--concurrency 4]
-                                 [--settle 3] [--decode-workers 0 1]
+                                 [--settle 3] [--decode-workers 0 1] [--repeat 3]
 
 For each series count, the same snappy WriteRequests (`--batch` series x 1 sample each, as
 Prometheus' queue manager sends them) are POSTed `--rounds` times with increasing timestamps:
@@ -11,6 +11,11 @@ Prometheus runs with --web.enable-remote-write-receiver; Heron is a real `heron 
 run at once; rounds alternate between them, with `--settle` seconds of quiet before each.
 `--decode-workers 0 1` runs one Heron per value (HERON_DECODE_WORKERS: decoding in that many
 worker processes; 0 = in a thread; -1 = on the event loop), all side by side with the same Prometheus.
+`--variant old:PYTHONPATH=/tmp/base/src new:` runs one Heron per variant (its environment; here
+the code of a `git archive` against the working tree), side by side in the same way.
+`--repeat N` runs N passes, each with fresh receivers (round 1 creates the series again), and
+prints the median per round over the passes: single runs on the shared machine swing by +-0.3
+in ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,8 +135,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--settle", type=float, default=3.0, help="seconds of quiet before each measured round")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="passes, each with fresh receivers; with > 1, medians over the passes are printed")
     ap.add_argument("--decode-workers", type=int, nargs="+", default=[0],
                     help="one Heron per value: remote-write decoding in N worker processes (0: a thread)")
+    ap.add_argument("--variant", nargs="+", default=[],
+                    help="one Heron per NAME:K=V,K=V (its environment; PYTHONPATH=<a git archive>/src runs "
+                         "other code), all side by side; replaces --decode-workers")
     args = ap.parse_args()
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
     print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round)"
@@ -138,73 +149,128 @@ def main() -> None:
           " cpu ratio = prometheus cpu / heron cpu (> 1: Heron spends less)")
     print(f"{'series':>8} {'round':>6} {'heron':>8} {'heron samples/s':>16} {'prometheus samples/s':>21} "
           f"{'ratio':>6} {'heron cpu':>10} {'prom cpu':>9} {'cpu ratio':>10} {'heron net':>10} {'load1':>6}")
-    for n in args.series:
-        now = int(time.time() * 1000) - 3_600_000
-        rounds = [payloads(n, args.batch, now + r * 15_000) for r in range(args.rounds)]
-        herons = {f"w={w}": HeronProcess(config={"self_scrape": False, "limits": {"metrics": {
-            "max_series": 0, "max_series_per_metric": 0}}}, env={"HERON_DECODE_WORKERS": str(w)})
-            for w in args.decode_workers}
-        results: dict[str, list[float]] = {name: [] for name in [*herons, "prometheus"]}
-        cpu: dict[str, list[float]] = {name: [] for name in results}
-        cpu_at: dict[str, list[float]] = {name: [] for name in results}
-        loads: list[str] = []
-        warmup = payloads(100, 100, now - 60_000, job="warmup")  # first-request costs out of the figures
-        # All receivers run side by side and each round goes to one then the other, so a change
-        # in machine load hits them alike.
-        with contextlib.ExitStack() as stack:
-            for h in herons.values():
-                stack.enter_context(h)
-            prom = stack.enter_context(Prometheus())
-            targets = [(name, h.url + "/api/v1/write", h.headers) for name, h in herons.items()]
-            targets.append(("prometheus", f"http://127.0.0.1:{prom.port}/api/v1/write", {}))
-            pids = {name: h.proc.pid for name, h in herons.items() if h.proc is not None}
-            pids["prometheus"] = prom.proc.pid
-            for _, url, headers in targets:
-                asyncio.run(send(url, headers, warmup, 1))
-            # Idle CPU (background threads, timers): part of every round's figure, shown apart.
-            time.sleep(args.settle)
-            idle0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            time.sleep(args.settle * 2)
-            idle = {name: (cpu_seconds(pid) - idle0[name]) * 1000 / (args.settle * 2) for name, pid in pids.items()}
-            for r, bodies in enumerate(rounds):
-                loads.append(Path("/proc/loadavg").read_text().split()[0])
-                for name, url, headers in (targets if r % 2 == 0 else targets[::-1]):
-                    time.sleep(args.settle)  # the other's background work (inserts, head) settles
-                    cpu[name].append(cpu_seconds(pids[name]))
-                    cpu_at[name].append(time.monotonic())
-                    results[name].append(asyncio.run(send(url, headers, bodies, args.concurrency)))
-            time.sleep(args.settle * 2)  # background work of the last round counts too
-            for name in cpu:
+    passes: dict[int, list[Pass]] = {n: [] for n in args.series}
+    for k in range(args.repeat):
+        for n in args.series:
+            p = run_pass(n, args)
+            passes[n].append(p)
+            if args.repeat > 1:
+                print(f"pass {k + 1} of {args.repeat}:")
+            p.print(args)
+    if args.repeat > 1:
+        summary(passes, args)
+
+
+class Pass:
+    """One pass: fresh receivers, `args.rounds` rounds of `n` series each, side by side."""
+
+    def __init__(self, n: int, results: dict[str, list[float]], cpu: dict[str, list[float]],
+                 cpu_at: dict[str, list[float]], idle: dict[str, float], loads: list[str]) -> None:
+        self.n, self.results, self.cpu, self.cpu_at, self.idle, self.loads = n, results, cpu, cpu_at, idle, loads
+        self.herons = [name for name in results if name != "prometheus"]
+
+    def rate(self, name: str, r: int | None, rounds: int) -> float:
+        """Samples/s in round r (None: all rounds)."""
+        return self.n * (rounds if r is None else 1) / (sum(self.results[name]) if r is None else self.results[name][r])
+
+    def per10k(self, name: str, r: int | None, rounds: int, net: bool = False) -> float:
+        """CPU ms per 10k samples in round r (None: all rounds); with `net`, less the receiver's
+        idle CPU over the same time (Heron's chDB threads use ~10-20 ms/s idle, which
+        dominates the 10k-series rounds; idle varies, so small net figures are noisy)."""
+        a, b = (0, -1) if r is None else (r, r + 1)
+        used = self.cpu[name][b] - self.cpu[name][a]
+        if net:
+            used -= self.idle[name] / 1000 * (self.cpu_at[name][b] - self.cpu_at[name][a])
+        return used * 1000 / (self.n * (rounds if r is None else 1) / 10_000)
+
+    def print(self, args: argparse.Namespace) -> None:
+        n, rounds = self.n, args.rounds
+        print(f"{n:>8} idle cpu ms/s: " + ", ".join(f"{name} {v:.0f}" for name, v in self.idle.items()))
+        for name in self.herons:
+            for r in [*range(rounds), None]:
+                h, p = self.rate(name, r, rounds), self.rate("prometheus", r, rounds)
+                hc, pc = self.per10k(name, r, rounds), self.per10k("prometheus", r, rounds)
+                label = "all" if r is None else r + 1
+                load = "" if r is None else self.loads[r]
+                print(f"{n:>8} {label:>6} {name:>8} {h:>16,.0f} {p:>21,.0f} {h / p:>6.2f} {hc:>10.0f} {pc:>9.0f} "
+                      f"{pc / hc:>10.2f} {self.per10k(name, r, rounds, net=True):>10.0f} {load:>6}")
+
+
+def summary(passes: dict[int, list[Pass]], args: argparse.Namespace) -> None:
+    """Medians over the passes (each pass's ratio is measured side by side, so the median of
+    ratios beats the machine's load swings better than a ratio of medians)."""
+    print(f"\nmedian of {args.repeat} passes (min-max of the ratio in brackets)")
+    print(f"{'series':>8} {'round':>6} {'heron':>8} {'heron samples/s':>16} {'prometheus samples/s':>21} "
+          f"{'ratio':>6} {'ratio range':>12} {'heron cpu':>10} {'prom cpu':>9} {'cpu ratio':>10}")
+    for n, ps in passes.items():
+        for name in ps[0].herons:
+            for r in [*range(args.rounds), None]:
+                h = [p.rate(name, r, args.rounds) for p in ps]
+                pr = [p.rate("prometheus", r, args.rounds) for p in ps]
+                ratio = [a / b for a, b in zip(h, pr, strict=True)]
+                hc = [p.per10k(name, r, args.rounds) for p in ps]
+                pc = [p.per10k("prometheus", r, args.rounds) for p in ps]
+                cr = [b / a for a, b in zip(hc, pc, strict=True)]
+                label = "all" if r is None else r + 1
+                rng = f"{min(ratio):.2f}-{max(ratio):.2f}"
+                print(f"{n:>8} {label:>6} {name:>8} {statistics.median(h):>16,.0f} {statistics.median(pr):>21,.0f} "
+                      f"{statistics.median(ratio):>6.2f} {rng:>12} {statistics.median(hc):>10.0f} "
+                      f"{statistics.median(pc):>9.0f} {statistics.median(cr):>10.2f}")
+    print(f"load average at end: {Path('/proc/loadavg').read_text().split()[:3]}")
+
+
+def variants(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """Heron name -> environment: `--variant name:K=V,K=V`, else one per `--decode-workers`."""
+    if not args.variant:
+        return {f"w={w}": {"HERON_DECODE_WORKERS": str(w)} for w in args.decode_workers}
+    out = {}
+    for spec in args.variant:
+        name, _, env = spec.partition(":")
+        out[name] = dict(kv.split("=", 1) for kv in env.split(",") if kv)
+    return out
+
+
+def run_pass(n: int, args: argparse.Namespace) -> Pass:
+    now = int(time.time() * 1000) - 3_600_000
+    rounds = [payloads(n, args.batch, now + r * 15_000) for r in range(args.rounds)]
+    herons = {name: HeronProcess(config={"self_scrape": False, "limits": {"metrics": {
+        "max_series": 0, "max_series_per_metric": 0}}}, env=env) for name, env in variants(args).items()}
+    results: dict[str, list[float]] = {name: [] for name in [*herons, "prometheus"]}
+    cpu: dict[str, list[float]] = {name: [] for name in results}
+    cpu_at: dict[str, list[float]] = {name: [] for name in results}
+    loads: list[str] = []
+    warmup = payloads(100, 100, now - 60_000, job="warmup")  # first-request costs out of the figures
+    # All receivers run side by side and each round goes to one then the other, so a change
+    # in machine load hits them alike.
+    with contextlib.ExitStack() as stack:
+        for h in herons.values():
+            stack.enter_context(h)
+        prom = stack.enter_context(Prometheus())
+        targets = [(name, h.url + "/api/v1/write", h.headers) for name, h in herons.items()]
+        targets.append(("prometheus", f"http://127.0.0.1:{prom.port}/api/v1/write", {}))
+        pids = {name: h.proc.pid for name, h in herons.items() if h.proc is not None}
+        pids["prometheus"] = prom.proc.pid
+        for _, url, headers in targets:
+            asyncio.run(send(url, headers, warmup, 1))
+        # Idle CPU (background threads, timers): part of every round's figure, shown apart.
+        time.sleep(args.settle)
+        idle0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        time.sleep(args.settle * 2)
+        idle = {name: (cpu_seconds(pid) - idle0[name]) * 1000 / (args.settle * 2) for name, pid in pids.items()}
+        for r, bodies in enumerate(rounds):
+            loads.append(Path("/proc/loadavg").read_text().split()[0])
+            for name, url, headers in (targets if r % 2 == 0 else targets[::-1]):
+                time.sleep(args.settle)  # the other's background work (inserts, head) settles
                 cpu[name].append(cpu_seconds(pids[name]))
                 cpu_at[name].append(time.monotonic())
-        for h in herons.values():
-            shutil.rmtree(h.data_dir, ignore_errors=True)
-        tp = n * args.rounds / sum(results["prometheus"])
-
-        def per10k(name: str, r: int | None, cpu: dict[str, list[float]] = cpu, n: int = n,
-                   cpu_at: dict[str, list[float]] = cpu_at, idle: dict[str, float] = idle,
-                   net: bool = False) -> float:
-            """CPU ms per 10k samples in round r (None: all rounds); with `net`, less the receiver's
-            idle CPU over the same time (Heron's chDB threads use ~10-20 ms/s idle, which
-            dominates the 10k-series rounds; idle varies, so small net figures are noisy)."""
-            a, b = (0, -1) if r is None else (r, r + 1)
-            used = cpu[name][b] - cpu[name][a]
-            if net:
-                used -= idle[name] / 1000 * (cpu_at[name][b] - cpu_at[name][a])
-            return used * 1000 / (n * (args.rounds if r is None else 1) / 10_000)
-
-        print(f"{n:>8} idle cpu ms/s: " + ", ".join(f"{name} {v:.0f}" for name, v in idle.items()))
-        for name in herons:
-            for r in range(args.rounds):
-                h, p = n / results[name][r], n / results["prometheus"][r]
-                hc, pc = per10k(name, r), per10k("prometheus", r)
-                print(f"{n:>8} {r + 1:>6} {name:>8} {h:>16,.0f} {p:>21,.0f} {h / p:>6.2f} {hc:>10.0f} {pc:>9.0f} "
-                      f"{pc / hc:>10.2f} {per10k(name, r, net=True):>10.0f} {loads[r]:>6}")
-            th = n * args.rounds / sum(results[name])
-            hc, pc = per10k(name, None), per10k("prometheus", None)
-            print(f"{n:>8} {'all':>6} {name:>8} {th:>16,.0f} {tp:>21,.0f} {th / tp:>6.2f} {hc:>10.0f} {pc:>9.0f} "
-                  f"{pc / hc:>10.2f} {per10k(name, None, net=True):>10.0f}")
-
+                results[name].append(asyncio.run(send(url, headers, bodies, args.concurrency)))
+        time.sleep(args.settle * 2)  # background work of the last round counts too
+        for name in cpu:
+            cpu[name].append(cpu_seconds(pids[name]))
+            cpu_at[name].append(time.monotonic())
+    for h in herons.values():
+        shutil.rmtree(h.data_dir, ignore_errors=True)
+    return Pass(n, results, cpu, cpu_at, idle, loads)
 
 if __name__ == "__main__":
     main()

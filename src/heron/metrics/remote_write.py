@@ -156,7 +156,7 @@ def decode_write_request(body: bytes, encoding: str | None = "snappy",
                          cache: LabelsCache | None = None) -> DecodedWrite:
     body = decompress(body, encoding)
     try:
-        return _decode_fast(body, cache or _CACHE)
+        return _decode_fast(body, cache if cache is not None else _CACHE)  # an empty cache is falsy
     except (_Fallback, IndexError):
         return _decode_protobuf(body)
 

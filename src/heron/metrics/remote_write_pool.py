@@ -1,4 +1,5 @@
-"""Remote-write decoding in worker processes (ARCHITECTURE.md's plan), off by default.
+"""Remote-write decoding off the event loop: in this module's threads (started and warmed up at
+start, heron.metrics.ingest_warmup), or in worker processes (ARCHITECTURE.md's plan, off by default).
 
 Decoding in a thread holds the GIL for its Python parts, so the event loop and the WAL writer
 wait on it. A worker process decodes on another core and sends back the DecodedWrite pickled
@@ -17,13 +18,27 @@ import multiprocessing
 import os
 import threading
 
+from heron.metrics import ingest_warmup
 from heron.metrics.remote_write import DecodedWrite, decode_write_request, decompress
 from heron.metrics.remote_write_v2 import PROTO_V2, decode_v2
 
 MIN_BODY = 16 << 10  # smaller requests decode faster than a round trip to a worker
+THREADS = min(32, (os.cpu_count() or 1) + 4)  # as the event loop's default executor
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _lock = threading.Lock()
+# Decoding threads of their own (not the loop's default executor), so that they can be started
+# and warmed up before the first request (heron.metrics.ingest_warmup).
+_threads: concurrent.futures.ThreadPoolExecutor | None = None
+_warmed = False
+
+
+def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _threads
+    with _lock:
+        if _threads is None:
+            _threads = concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="heron-rw-decode")
+        return _threads
 
 
 def decode(body: bytes, encoding: str, proto: str) -> DecodedWrite:
@@ -51,9 +66,16 @@ def _get_pool(n: int) -> concurrent.futures.ProcessPoolExecutor:
 
 
 def start() -> None:
-    """Start the workers now when enabled (called when the routes are built)."""
+    """Start the workers now when enabled (called when the routes are built), and warm the
+    decoding threads up (heron.metrics.ingest_warmup)."""
     if workers():
         _get_pool(workers())
+    global _warmed
+    with _lock:
+        warm, _warmed = not _warmed, True
+    if warm and ingest_warmup.enabled() and not inline():  # once per process (tests start many)
+        ingest_warmup.keep_malloc_memory()
+        ingest_warmup.warm_pool(_thread_pool(), THREADS)
 
 
 def shutdown() -> None:
@@ -79,4 +101,4 @@ async def decode_async(body: bytes, encoding: str, proto: str) -> DecodedWrite:
     n = workers()
     if n and len(body) >= MIN_BODY:
         return await loop.run_in_executor(_get_pool(n), decode, body, encoding, proto)
-    return await loop.run_in_executor(None, decode, body, encoding, proto)
+    return await loop.run_in_executor(_thread_pool(), decode, body, encoding, proto)
