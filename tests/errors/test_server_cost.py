@@ -55,13 +55,14 @@ async def test_ingest_replies_byte_for_byte_as_a_json_response(heron: Heron, cli
         f"SELECT count() AS n FROM `{heron.storage.database}`.error_events").to_pylist()[0]["n"] == 4
 
 
-async def test_pieces_are_stored_three_at_a_time_and_a_replay_reinserts_nothing(
+async def test_pieces_are_stored_in_groups_and_a_replay_reinserts_nothing(
         heron: Heron, monkeypatch: pytest.MonkeyPatch) -> None:
     from heron.errors.process import INSERT_PIECES
     from heron.errors.queue import SCHEMA
 
-    assert INSERT_PIECES == 3
+    assert INSERT_PIECES == 6
     monkeypatch.setattr("heron.errors.process.PIECE", 10)
+    monkeypatch.setattr("heron.errors.process.INSERT_PIECES", 3)  # more groups from fewer events
     pid, _ = new_project(heron)
     et = tracking(heron)
     et.processor.workers = 0  # in process: the grouping is the same, without worker start-up
@@ -142,6 +143,7 @@ async def test_worker_files_go_to_chdb_as_they_are(heron: Heron, monkeypatch: py
     from heron.errors.queue import SCHEMA
 
     monkeypatch.setattr("heron.errors.process.PIECE", 40)
+    monkeypatch.setattr("heron.errors.process.INSERT_PIECES", 3)
     pid, _ = new_project(heron)
     et = tracking(heron)
     et.processor.workers = 2

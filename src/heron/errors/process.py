@@ -62,12 +62,14 @@ PIECE = 1000
 """Records per piece of a batch: pieces are stored while the workers digest the next ones, and
 they are the unit of the insert tokens (so the size must never depend on the worker count).
 Not smaller: chDB spends ~50% more CPU per event on 200-row inserts than on 1000-row ones."""
-INSERT_PIECES = 3
-"""Pieces stored per insert (the last insert of a batch takes what is left). chDB's CPU per
-event falls with the part size, its background merges most: 3000-row parts are merged about
-half as often as 1000-row ones (rows merged per row inserted 2.46 -> 1.22 over 60 000 events;
-insert and merges 0.18 -> 0.14 ms per 40 KB event). Not the whole batch: the workers digest the
-next pieces while the server stores these, and they would idle during one batch-sized insert."""
+INSERT_PIECES = 6
+"""Pieces stored per insert (the last insert of a batch takes what is left): with the default
+batch of 6000, one insert per batch. chDB's CPU per event falls with the part size, its
+background merges most (rows merged per row inserted over 60 000 events: 2.46 at 1000-row
+parts, 1.22 at 3000). Measured with the bench, split mode, A/B 6 vs 3, load 2-3: server drain
+0.171-0.179 -> 0.141-0.145 ms/event, all processes 0.85-0.87 -> 0.80-0.84; mixed mode end to end
+1535-1612 -> 1604-1851 events/s. The cost: the workers idle during the batch's insert, so a
+drain alone is slower (2388-2400 -> 1836-2254 events/s)."""
 LATE = SEEN_WINDOW - 2 * MAX_FUTURE
 """Only events older than this (receive time minus event time) can be resends from beyond the
 seen-id window: ids leave the window when an event received SEEN_WINDOW after them is counted,
