@@ -93,3 +93,19 @@ def test_second_chdb_path_in_one_process_is_refused_clearly(tmp_path) -> None:
     ChDBStorage(CHDB_PATH, "probe_db")
     with pytest.raises(StorageError, match="already open"):
         ChDBStorage(tmp_path / "other", "x")
+
+
+def test_tuning_migration_a_server_refuses_is_skipped_not_fatal(storage, monkeypatch, caplog) -> None:
+    """A performance-only setting an older server lacks must not stop Heron from starting; a
+    schema statement it refuses still must."""
+    from heron.storage import schema
+
+    migrate(storage)
+    bad = "ALTER TABLE {db}.error_events MODIFY SETTING no_such_setting_for_heron_tests = 1"
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS, schema.Migration("9998_tuning", (bad,), tuning=True)])
+    with caplog.at_level("WARNING", logger="heron.storage.schema"):
+        assert migrate(storage) == ["9998_tuning"]
+    assert "9998_tuning" in caplog.text and "no_such_setting_for_heron_tests" in caplog.text
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS, schema.Migration("9999_schema", (bad,))])
+    with pytest.raises(StorageError):
+        migrate(storage)

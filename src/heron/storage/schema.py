@@ -9,11 +9,13 @@ configured days at every start, so changing retention needs no migration.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
 from heron.storage.base import Storage
 
+log = logging.getLogger("heron.storage.schema")
 DEFAULT_RETENTION_DAYS = 15
 SIGNALS = ("metrics", "logs", "traces", "errors")
 
@@ -23,6 +25,9 @@ class Migration:
     id: str
     statements: tuple[str, ...]
     retention: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Performance settings only: a server that refuses them (an older ClickHouse behind
+    # `storage.url` that lacks a setting) logs a warning and runs without, instead of not starting.
+    tuning: bool = False
 
 
 MIGRATIONS: list[Migration] = [
@@ -230,6 +235,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(
         id="0012_errors_fewer_merges",
+        tuning=True,
         statements=(
             # 40 KB events: background merges re-read and re-compress every event about twice
             # per 60 000 events (the largest share of the server's CPU per event); a wider merge
@@ -257,7 +263,12 @@ def migrate(storage: Storage) -> list[str]:
         if migration.id in done:
             continue
         for statement in migration.statements:
-            storage.command(_render(statement, db))
+            try:
+                storage.command(_render(statement, db))
+            except Exception as exc:
+                if not migration.tuning:
+                    raise
+                log.warning("schema %s: skipped, this server refuses it: %s", migration.id, exc)
         storage.command(f"INSERT INTO `{db}`.schema_migrations (id) VALUES ({{id:String}})",
                         {"id": migration.id})
         applied.append(migration.id)
