@@ -47,6 +47,15 @@ def decode(body: bytes, encoding: str, proto: str) -> DecodedWrite:
     return decode_write_request(body, encoding)
 
 
+def _warm_worker(body: bytes | None) -> int:
+    """A decode worker's first task: its imports and, with the warm-up on, what
+    heron.metrics.ingest_warmup does in the server's decoding threads."""
+    if body is None:
+        return len(decode_write_request(b"", "identity").series)
+    ingest_warmup.keep_malloc_memory()
+    return ingest_warmup.exercise(body)
+
+
 def workers() -> int:
     try:
         return max(0, int(os.environ.get("HERON_DECODE_WORKERS", "0")))
@@ -60,8 +69,10 @@ def _get_pool(n: int) -> concurrent.futures.ProcessPoolExecutor:
         if _pool is None:
             # spawn: the server has threads (chDB, WAL), which fork would copy in a bad state.
             _pool = concurrent.futures.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
-            for _ in range(n):  # start the workers (imports take seconds) before the first request
-                _pool.submit(decode_write_request, b"", "identity")
+            # Start the workers (imports take seconds) before the first request, and warm each up.
+            body = ingest_warmup.synthetic_request() if ingest_warmup.enabled() else None
+            for _ in range(n):
+                _pool.submit(_warm_worker, body)
         return _pool
 
 
