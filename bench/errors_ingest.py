@@ -131,9 +131,11 @@ class UniqueBodies:
 
 
 async def client_loop(url: str, headers: dict[str, str], seconds: float, conc: int, offset: int,
-                      out: Any) -> None:
+                      out: Any, rate: float = 0.0) -> None:
     """`conc` keep-alive connections sending pre-built requests: a load generator that costs
-    ~20 µs per request, so the cores go to Heron, not to the client (httpx costs ~1 ms)."""
+    ~20 µs per request, so the cores go to Heron, not to the client (httpx costs ~1 ms).
+    With `rate` (requests/s of this client), request k leaves at start + k/rate or as soon as a
+    connection is free after that: a steady offered load instead of as fast as acks come back."""
     u = httpx.URL(url)
     head = (f"POST {u.raw_path.decode()} HTTP/1.1\r\nHost: {u.host}:{u.port}\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items())).encode()
@@ -144,13 +146,22 @@ async def client_loop(url: str, headers: dict[str, str], seconds: float, conc: i
         return head + b"Content-Length: %d\r\n\r\n" % len(b) + b
     ok = rejected = 0
     lat: list[float] = []
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    deadline = start + seconds
+    sent = 0
 
     async def worker(w: int) -> None:
-        nonlocal ok, rejected
+        nonlocal ok, rejected, sent
         reader, writer = await asyncio.open_connection(u.host, u.port)
         n = w
         while time.monotonic() < deadline:
+            if rate:
+                due = start + sent / rate
+                sent += 1
+                if due > time.monotonic():
+                    await asyncio.sleep(due - time.monotonic())
+                if due >= deadline:
+                    break
             t0 = time.perf_counter()
             writer.write(request(n))
             status_line = await reader.readline()
@@ -230,6 +241,9 @@ def main() -> None:
     ap.add_argument("--drain", type=float, default=120, help="seconds to wait for the backlog after the run")
     ap.add_argument("--workers", default="auto", help="errors.queue.workers (auto: one per core, up to 4)")
     ap.add_argument("--batch", type=int, default=0, help="errors.queue.batch (0: Heron's default)")
+    ap.add_argument("--rate", type=float, default=0,
+                    help="offered events/s in all (0: as fast as Heron acknowledges); with it, a backlog "
+                         "that stays small at the end of the run means the rate is sustained")
     ap.add_argument("--split", action="store_true",
                     help="hold processing back during the run (ack path alone), then drain (processing alone)")
     args = ap.parse_args()
@@ -247,7 +261,8 @@ def main() -> None:
         headers = {"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}", "Content-Encoding": "gzip",
                    "Content-Type": "application/x-sentry-envelope"}
         q: Any = mp.Queue()
-        procs = [mp.Process(target=run_client, args=(url, headers, args.seconds, args.concurrency, i * 1000, q))
+        procs = [mp.Process(target=run_client, args=(url, headers, args.seconds, args.concurrency, i * 1000, q,
+                                                         args.rate / args.clients))
                  for i in range(args.clients)]
         assert proc.proc is not None
         # the idle server's own CPU (other domains' background work), to tell it from ingest's
@@ -293,7 +308,8 @@ def main() -> None:
     print(f"{'events refused (429/5xx)':{w}} {rejected:>12}")
     print(f"{'ACK events/s (durable, during the run)':{w}} {ok / run:>12.0f}")
     print(f"{'PROCESSED events/s (during the run)':{w}} {processed_in_run / run:>12.0f}")
-    print(f"{'backlog at end of run (envelopes)':{w}} {backlog_end:>12.0f}")
+    print(f"{'backlog at end of run (envelopes)':{w}} {backlog_end:>12.0f}"
+          + (f"  (= {backlog_end / args.rate:.1f} s of the offered rate)" if args.rate else ""))
     print(f"{'processed events/s incl. drain (end to end)':{w}} {counted / (t_drained - t0):>12.0f}  "
           f"(drained {t_drained - t_end:.1f}s after the run)")
     drained = counted - processed_in_run
@@ -330,7 +346,9 @@ def main() -> None:
     print(f"{'cpu ms/event: domain total (one core)':{w}} {total:>12.3f}  (= {1000 / total:.0f} events/s/core)")
     print(f"(mode: {'split: ack alone, then processing alone' if args.split else 'mixed: ack and processing at once'}; "
           f"workers {args.workers}; batch {args.batch or 'default'})")
-    print(f"(run {run:.1f}s, {args.clients} client process(es) x {args.concurrency} keep-alive connections; "
+    offered = f"offered {args.rate:.0f} events/s" if args.rate else "as fast as acknowledged"
+    print(f"(run {run:.1f}s, {args.clients} client process(es) x {args.concurrency} keep-alive connections, "
+          f"{offered}; "
           f"goal >= 2000 events/s; no Sentry peer runs here)")
     print(f"(load average before: {' '.join(f'{x:.2f}' for x in load0)}; at end of run: "
           f"{' '.join(f'{x:.2f}' for x in load_run)}; {os.cpu_count()} cores)")
