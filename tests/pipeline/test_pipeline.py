@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -204,3 +205,83 @@ def test_flush_returns_under_sustained_load(db: ChDBStorage, tmp_path: Path) -> 
         stop.set()
         t.join()
     p.close()
+
+
+class _Announcing:
+    """The real storage plus the `prefetch` hook the error queue's processor has: records what
+    the pipeline announces and inserts; insert k waits for `release[k]`, if any (a backlog
+    forms behind it)."""
+
+    def __init__(self, db: ChDBStorage) -> None:
+        import threading
+
+        self.db, self.database = db, db.database
+        self.announced: list[str] = []
+        self.inserted: list[str] = []
+        self.release = [threading.Event(), threading.Event()]
+
+    def prefetch(self, table: str, tables: list[pa.Table], token: str) -> None:
+        assert table == "metric_samples" and sum(t.num_rows for t in tables) > 0
+        self.announced.append(token)
+
+    def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        if len(self.inserted) < len(self.release):
+            self.release[len(self.inserted)].wait(10)
+        self.inserted.append(dedup_token or "")
+        self.db.insert(table, data, dedup_token)
+
+
+def test_next_full_batch_is_announced_then_handed_over_as_announced(db: ChDBStorage, tmp_path: Path) -> None:
+    """With a full batch waiting behind the one being handed over, a storage with `prefetch` is
+    told that next batch (its token), and the next insert is exactly that batch."""
+    store = _Announcing(db)
+    p = Pipeline(store, tmp_path / "wal", flush_interval=0.05, batch_rows=200)  # type: ignore[arg-type]
+    p.start()
+    for i in range(2):  # one batch in the (held) insert
+        p.submit_sync(rows(i * 100, 100), "metrics")
+    while p._durable_rows:  # popped: its insert is held
+        time.sleep(0.01)
+    for i in range(2, 10):
+        p.submit_sync(rows(i * 100, 100), "metrics")
+    for e in store.release:
+        e.set()
+    p.flush(20)
+    p.close()
+    assert count(db) == (1000, 1000)  # every row once
+    assert store.announced, "no batch was announced although full ones waited"
+    for token in store.announced:  # each announced batch is the very next one inserted
+        assert token in store.inserted
+        assert store.inserted[store.inserted.index(token) - 1] != token
+    order = [int(t.rsplit(":", 1)[1].split("-")[0]) for t in store.inserted]
+    assert order == sorted(order) and len(set(store.inserted)) == len(store.inserted)
+
+
+def test_announced_batch_left_at_a_stop_is_replayed_once(db: ChDBStorage, tmp_path: Path) -> None:
+    """A batch popped for announcing and not yet handed over when the pipeline stops stays in the
+    WAL: the next start inserts it, and everything else, exactly once."""
+    import threading
+
+    store = _Announcing(db)
+    p = Pipeline(store, tmp_path / "wal", flush_interval=0.05, batch_rows=200)  # type: ignore[arg-type]
+    p.start()
+    for i in range(2):
+        p.submit_sync(rows(i * 100, 100), "metrics")
+    while p._durable_rows:  # batch 1 popped, its insert held
+        time.sleep(0.01)
+    for i in range(2, 8):  # batches 2, 3, 4 wait
+        p.submit_sync(rows(i * 100, 100), "metrics")
+    store.release[0].set()  # batch 2 is popped with batch 3 announced; batch 2's insert is held
+    while not store.announced:
+        time.sleep(0.01)
+    stopper = threading.Thread(target=p.stop, kwargs={"timeout": 10})
+    stopper.start()
+    while not p._crashed:
+        time.sleep(0.01)
+    store.release[1].set()
+    stopper.join()
+    assert len(store.inserted) == 2 and store.announced[0] not in store.inserted  # not handed over
+    p2 = Pipeline(db, tmp_path / "wal", flush_interval=0.05, batch_rows=200)
+    p2.start()
+    p2.flush(20)
+    p2.close()
+    assert count(db) == (800, 800)

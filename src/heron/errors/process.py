@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,14 @@ class Processor:
         self.workers = workers
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._spool = ""
+        self._upcoming: tuple[str, list[pa.Table]] | None = None  # told by the pipeline
+        self._ahead: _Ahead | None = None  # ...and handed to the workers
+
+    def prefetch(self, table: str, tables: list[pa.Table], token: str) -> None:
+        """The queue's pipeline tells the batch it hands over after the next one (only when a
+        full one waits): its pieces go to the workers right behind the next batch's, so they
+        digest it while that one is stored and counted, when they used to sit idle."""
+        self._upcoming = (token, tables)
 
     # -- the Storage surface the pipeline uses ---------------------------------------------
     def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
@@ -103,6 +112,9 @@ class Processor:
         raise NotImplementedError("the envelope processor only takes inserts")
 
     def close(self) -> None:
+        if self._ahead is not None:
+            _drop(self._ahead.pending)
+            self._ahead = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -132,30 +144,29 @@ class Processor:
         return Context(sc.enabled, tuple(sc.fields), frozenset(sc.safe_fields), sc.scrub_ip_addresses,
                        s.attachments_max_bytes, frozenset(self.et.span_columns()))
 
-    def digests(self, pieces: list[list[Record]]) -> Iterator[list[Digest]]:
+    def digests(self, pieces: list[list[Record]], pending: list[list[Future[Digest]]] | None = None,
+                then: tuple[str, str, list[pa.Table]] | None = None) -> Iterator[list[Digest]]:
         """The digests of each piece, in order. With workers, each piece is split among them and
         every piece is handed out at once: the workers digest the next piece while the caller
-        stores the one before."""
+        stores the one before. `pending`: these pieces' futures, handed out before (`_Ahead`);
+        `then` (owner token, token, tables): the batch after this one, handed out right behind
+        this one's pieces and kept in `_ahead` for the call that processes it."""
         ctx = self.context()
-        if self.workers <= 0 or sum(map(len, pieces)) < POOL_MIN:
+        if pending is None and (self.workers <= 0 or sum(map(len, pieces)) < POOL_MIN):
             for piece in pieces:
                 yield [digest(piece, ctx)]
             return
-        if self._pool is None:
-            # spawn: the server process has threads (and chDB) that a fork would copy mid-flight
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=watch_parent, initargs=(os.getpid(),))
-        n = self.workers
-        wctx = dataclasses.replace(ctx, spool=self.spool_dir())
-        pending: list[list[concurrent.futures.Future[Digest]]] = []
+        pending = pending or []
         try:
             for k in range(len(pieces)):
                 try:
                     if not pending:
-                        pending = [[self._pool.submit(digest, c, wctx) for c in
-                                    (p[i * len(p) // n:(i + 1) * len(p) // n] for i in range(n)) if c]
-                                   for p in pieces]
+                        pending = self._submit(pieces, ctx)
+                    if then is not None:
+                        owner, token, tables = then
+                        then = None
+                        ahead, outcomes, projects = self.pieces(pa.concat_tables(tables))
+                        self._ahead = _Ahead(token, owner, ahead, outcomes, projects, self._submit(ahead, ctx))
                     out = [f.result() for f in pending[k]]
                 except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:  # died / shut down
                     log.warning("error-processing workers unavailable (%s); digesting in-process", exc)
@@ -166,10 +177,42 @@ class Processor:
                 pending[k] = []
                 yield out
         finally:
-            for futs in pending:  # the caller stopped early (an insert failed): drop what is left
-                for f in futs:
-                    if not f.cancel():
-                        f.add_done_callback(_discard)
+            _drop(pending)  # the caller stopped early (an insert failed): drop what is left
+
+    def _submit(self, pieces: list[list[Record]], ctx: Context) -> list[list[Future[Digest]]]:
+        """Hand every piece to the workers, each piece split among them."""
+        if self._pool is None:
+            # spawn: the server process has threads (and chDB) that a fork would copy mid-flight
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=watch_parent, initargs=(os.getpid(),))
+        n = self.workers
+        wctx = dataclasses.replace(ctx, spool=self.spool_dir())
+        return [[self._pool.submit(digest, c, wctx) for c in
+                 (p[i * len(p) // n:(i + 1) * len(p) // n] for i in range(n)) if c]
+                for p in pieces]
+
+    def pieces(self, data: pa.Table) -> tuple[list[list[Record]], Counter[tuple[str, str]],
+                                              dict[int, Project | None]]:
+        """A batch's records in pieces of PIECE rows (the unit of the insert tokens), less those
+        of projects deleted since they were accepted (counted as invalid envelopes)."""
+        projects: dict[int, Project | None] = {}
+        outcomes: Counter[tuple[str, str]] = Counter()
+        cols = {name: data.column(name).to_pylist() for name in data.column_names}
+        pieces: list[list[Record]] = []
+        for i in range(data.num_rows):
+            if i % PIECE == 0:
+                pieces.append([])
+            pid = cols["project"][i]
+            if pid not in projects:
+                projects[pid] = self.et.projects.get(pid)
+            project = projects[pid]
+            if project is None:  # deleted since it was accepted
+                outcomes["envelope", "invalid"] += 1
+                continue
+            pieces[-1].append((pid, project.slug, cols["kind"][i], cols["encoding"][i], cols["ip"][i],
+                               cols["received"][i], cols["event_id"][i], cols["body"][i]))
+        return pieces, outcomes, projects
 
     def _insert(self, name: str, parts: list[pa.Table | Spooled], token: str) -> None:
         """One insert of these tables. Spooled ones all alike are read by chDB from the workers'
@@ -217,25 +260,22 @@ class Processor:
         numbers, so a replay re-inserts nothing), then everything counted in one transaction."""
         et = self.et
         t1 = time.perf_counter()  # digest: from here to each piece's result; store: its inserts
-        projects: dict[int, Project | None] = {}
         # Item outcomes are counted when the batch is (below): a retried or replayed batch
         # (counted before a crash) must not count them again.
-        outcomes: Counter[tuple[str, str]] = Counter()
         discarded: Counter[tuple[str, str]] = Counter()
-        cols = {name: data.column(name).to_pylist() for name in data.column_names}
-        pieces: list[list[Record]] = []
-        for i in range(data.num_rows):
-            if i % PIECE == 0:
-                pieces.append([])
-            pid = cols["project"][i]
-            if pid not in projects:
-                projects[pid] = et.projects.get(pid)
-            project = projects[pid]
-            if project is None:  # deleted since it was accepted
-                outcomes["envelope", "invalid"] += 1
-                continue
-            pieces[-1].append((pid, project.slug, cols["kind"][i], cols["encoding"][i], cols["ip"][i],
-                               cols["received"][i], cols["event_id"][i], cols["body"][i]))
+        upcoming, self._upcoming = self._upcoming, None
+        ahead, self._ahead = self._ahead, None
+        pending: list[list[Future[Digest]]] | None = None
+        if ahead is not None and ahead.token == token:  # handed out during the batch before
+            pieces, outcomes, projects, pending = ahead.pieces, ahead.outcomes, ahead.projects, ahead.pending
+        else:
+            if ahead is not None:
+                if ahead.owner == token:  # this is a retry of the batch it was handed out with
+                    self._ahead = ahead
+                else:  # the pipeline went another way (a replay re-formed its batches)
+                    _drop(ahead.pending)
+            pieces, outcomes, projects = self.pieces(data)
+        then = (token, *upcoming) if upcoming is not None and upcoming[0] != token else None
         envelopes: list[Envelope1] = []
         seen: set[str] = set()
         wait = store = 0.0
@@ -244,7 +284,7 @@ class Processor:
         by_file = isinstance(et.heron.storage, ChDBStorage)
         loaded: dict[str, list[pa.Table | Spooled]] = {}
         try:
-            for k, ds in enumerate(self.digests(pieces)):
+            for k, ds in enumerate(self.digests(pieces, pending, then)):
                 t2 = time.perf_counter()
                 wait += t2 - t1
                 loaded = {}
@@ -323,6 +363,24 @@ class Processor:
                 if ch or et.settings.spikes:
                     et.alert(project, e.events, ch)
         et.processed.inc(sum(len(e.events) for e in envelopes))
+
+
+@dataclasses.dataclass
+class _Ahead:
+    """A batch whose pieces were handed to the workers while the batch before it was stored."""
+    token: str  # the pipeline's token for it: used only by the call that gets this token
+    owner: str  # the batch it was handed out with (a retry of that one keeps it)
+    pieces: list[list[Record]]
+    outcomes: Counter[tuple[str, str]]
+    projects: dict[int, Project | None]
+    pending: list[list[Future[Digest]]]
+
+
+def _drop(pending: list[list[Future[Digest]]]) -> None:
+    for futs in pending:
+        for f in futs:
+            if not f.cancel():
+                f.add_done_callback(_discard)
 
 
 def _discard(f: concurrent.futures.Future[Digest]) -> None:

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -247,41 +248,69 @@ class Pipeline:
 
     # ---- flusher: batched inserts ----------------------------------------------------------
     def _flusher(self) -> None:
+        # A storage with `prefetch` (the error queue's processor) is told the batch after the one
+        # it is handed next, when a full one is already waiting: it starts digesting that batch
+        # while it stores and counts this one. The batch is popped now and handed over exactly
+        # as told (same records, same token), on the next turn.
+        prefetch: Callable[[str, list[pa.Table], str], None] | None = getattr(self.storage, "prefetch", None)
+        ahead: list[tuple[Record, int]] = []
         while True:
             with self._cond:
-                since = time.monotonic()  # the deadline follows flush_interval (a reload changes it)
-                while True:
-                    if self._crashed:
-                        return
-                    rows = self._durable_rows
-                    stop = self._closing and not self._pending
-                    deadline = since + self.flush_interval
-                    if self._durable and (rows >= self.batch_rows or self._flush_requested or stop
-                                          or time.monotonic() >= deadline or self._forced_end):
-                        break
-                    if stop and not self._durable:
-                        self._cond.notify_all()
-                        return
-                    self._cond.wait(max(0.0, min(deadline - time.monotonic(), 0.1)) or 0.05)
-                    if not self._durable:
-                        since = time.monotonic()
-                self._flush_requested = False
-                batch: list[tuple[Record, int]] = []
-                n = 0
-                end = self._forced_end
-                while self._durable:
-                    rec, _nb = self._durable[0]
-                    if end is not None and rec.seq > end:
-                        break
-                    if end is None and batch and n + rec.rows > self.batch_rows:
-                        break
-                    batch.append(self._durable.popleft())
-                    self._durable_rows -= rec.rows
-                    n += rec.rows
-                forced = (self._forced_start, end) if end is not None else None
-                self._forced_end = self._forced_start = None
+                if self._crashed:
+                    return
+                forced: tuple[int | None, int] | None = None
+                if ahead:
+                    batch, ahead = ahead, []
+                else:
+                    since = time.monotonic()  # the deadline follows flush_interval (a reload changes it)
+                    while True:
+                        if self._crashed:
+                            return
+                        rows = self._durable_rows
+                        stop = self._closing and not self._pending
+                        deadline = since + self.flush_interval
+                        if self._durable and (rows >= self.batch_rows or self._flush_requested or stop
+                                              or time.monotonic() >= deadline or self._forced_end):
+                            break
+                        if stop and not self._durable:
+                            self._cond.notify_all()
+                            return
+                        self._cond.wait(max(0.0, min(deadline - time.monotonic(), 0.1)) or 0.05)
+                        if not self._durable:
+                            since = time.monotonic()
+                    self._flush_requested = False
+                    end = self._forced_end
+                    batch = self._pop_batch(end)
+                    forced = (self._forced_start, end) if end is not None else None
+                    self._forced_end = self._forced_start = None
+                if prefetch is not None and batch and forced is None and self._durable_rows >= self.batch_rows:
+                    ahead = self._pop_batch(None)
+            if ahead and prefetch is not None:
+                tables: dict[str, list[pa.Table]] = {}
+                for rec, _ in ahead:
+                    for name, table in rec.tables.items():
+                        tables.setdefault(name, []).append(table)
+                a, b = ahead[0][0].seq, ahead[-1][0].seq
+                for name, parts in tables.items():
+                    prefetch(name, parts, f"{self._epoch}:{name}:{a}-{b}")
             if batch:
                 self._flush_batch(batch, forced)
+
+    def _pop_batch(self, end: int | None) -> list[tuple[Record, int]]:
+        """The next batch off the durable queue (under the lock): up to `batch_rows` rows, or
+        exactly through record `end` when a replay re-forms a recorded intent."""
+        batch: list[tuple[Record, int]] = []
+        n = 0
+        while self._durable:
+            rec, _nb = self._durable[0]
+            if end is not None and rec.seq > end:
+                break
+            if end is None and batch and n + rec.rows > self.batch_rows:
+                break
+            batch.append(self._durable.popleft())
+            self._durable_rows -= rec.rows
+            n += rec.rows
+        return batch
 
     def _flush_batch(self, batch: list[tuple[Record, int]],
                      forced: tuple[int | None, int] | None = None) -> None:
