@@ -26,6 +26,7 @@ from fastapi import FastAPI, HTTPException, Request
 
 log = logging.getLogger("demo.chat")
 
+CACHE_TTL = 10.0  # seconds a cached answer is served
 PRICES = {"gpt-4o-mini": (0.15e-6, 0.6e-6), "claude-3-5-haiku": (0.8e-6, 4e-6)}
 
 
@@ -41,7 +42,7 @@ class State:
             CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id INTEGER, text TEXT, vec INTEGER);
         """)
         self.lock = threading.Lock()
-        self.cache: dict[str, str] = {}
+        self.cache: dict[str, tuple[str, float]] = {}  # question -> (answer, cached at)
         self.outage = False
         self.rng = random.Random(seed)
 
@@ -115,7 +116,11 @@ def create_app(seed: int | None = None, latency_scale: float = 1.0) -> FastAPI:
         q = (await request.json()).get("question", "")
         model = "gpt-4o-mini" if st.rng.random() < 0.7 else "claude-3-5-haiku"
         with heron_sdk.cache_lookup("answers") as c:
-            cached = st.cache.get(q)
+            entry = st.cache.get(q)
+            # Answers expire, as a real answer cache's do: with 8 questions and no expiry every
+            # question was cached within ~20 s, the LLM was no longer called, and the outage's
+            # error ratio (0/0) could not fire its alert.
+            cached = entry[0] if entry is not None and time.monotonic() - entry[1] < CACHE_TTL else None
             c.hit(cached is not None)
         if cached:
             return {"answer": cached, "cached": True}
@@ -134,7 +139,7 @@ def create_app(seed: int | None = None, latency_scale: float = 1.0) -> FastAPI:
             log.error("chat failed: %s", exc, extra={"model": model})
             raise
         if st.rng.random() < 0.3:
-            st.cache[q] = answer
+            st.cache[q] = (answer, time.monotonic())
         heron_sdk.business_event("chat_answered")
         log.info("chat answered", extra={"model": model, "chunks": len(best)})
         return {"answer": answer, "cached": False}
