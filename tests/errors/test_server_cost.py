@@ -214,3 +214,23 @@ async def test_ingest_posts_skip_the_middleware_stack(heron: Heron) -> None:
         assert r.status_code == 200 and r.headers["access-control-max-age"] == "3600"
         r = await c.post(f"/api/{pid}/envelope", headers=auth(key), content=b"{}\n")  # no slash: the router's
         assert r.status_code in (307, 404, 405)
+
+
+async def test_oversized_body_is_refused_without_buffering_it(heron: Heron, client: httpx.AsyncClient,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body over the limit is answered 413 as soon as the limit is passed: the rest is never
+    read into memory (before, the whole body was buffered first, valid key or not)."""
+    monkeypatch.setattr("heron.api.sentry.MAX_REQUEST", 1000)
+    pid, key = new_project(heron)
+    sent = 0
+
+    async def chunks() -> Any:
+        nonlocal sent
+        for _ in range(100):
+            sent += 1
+            yield b"x" * 400
+
+    r = await client.post(f"/api/{pid}/envelope/", headers=auth(key), content=chunks())
+    assert r.status_code == 413 and "larger than 1000 bytes" in r.json()["detail"]
+    assert sent <= 4, f"{sent} chunks of 400 bytes read for a 1000-byte limit"
+    assert tracking(heron).queue.backlog == 0  # nothing of it was queued

@@ -84,10 +84,10 @@ class Ingest:
             if chunk:
                 chunks.append(chunk)
                 size += len(chunk)
+                if size > MAX_REQUEST:  # answered now: the rest is never buffered (nor read)
+                    return detail(413, f"request body larger than {MAX_REQUEST} bytes")
             more = message.get("more_body", False)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if size > MAX_REQUEST:
-            return detail(413, f"request body larger than {MAX_REQUEST} bytes")
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:
             if k in _WANTED:
