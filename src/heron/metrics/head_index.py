@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from heron.metrics.id_map import IdMap
 from heron.metrics.model import Labels, series_id
 
 # Constructs whose meaning differs between Python's `re` and RE2 (or that one of them lacks):
@@ -106,7 +107,7 @@ class HeadIndex:
 
     def __init__(self, regex_oracle: RegexOracle | None = None) -> None:
         self.labels: list[Labels] = []  # position -> label set without empty values
-        self._pos: dict[int, int] = {}  # series id -> position
+        self._pos = IdMap()  # series id -> position
         self._postings: dict[str, _Postings] = {}
         self._indexed = 0
         self._order = np.empty(0, np.int64)  # positions sorted by label set
@@ -126,30 +127,33 @@ class HeadIndex:
         """Positions of `series`, adding the unknown ones (one writer at a time).
 
         Series are found by their id (`ids[i]` is `series_id(series[i])`; computed when not
-        given), not by their label tuple: an int key is hashed in a few ns, a tuple of pairs is
-        hashed anew on every lookup (CPython does not cache tuple hashes). A write of known
-        series is one C-level pass over its ids. `clean`: the sets have no empty values (the
+        given), not by their label tuple, in an `IdMap`: a write of known series is a few numpy
+        passes over its ids, no Python per id. `clean`: the sets have no empty values (the
         remote-write decoder drops them), so the check for them is skipped."""
-        id_list = ids.tolist() if isinstance(ids, np.ndarray) else \
-            list(ids) if ids is not None else [series_id(s) for s in series]
-        get = self._pos.get
-        out = list(map(get, id_list))
-        misses = out.count(None)
-        if misses:
-            every = misses == len(out)  # a sender's first writes: no lists of misses
-            miss: Sequence[int] = range(len(out)) if every else [i for i, p in enumerate(out) if p is None]
-            miss_ids = id_list if every else [id_list[i] for i in miss]
-            at = dict(zip(miss_ids, miss, strict=True))  # id -> an index of it (repeats: any)
-            start = len(self.labels)
-            self._pos.update(zip(at, range(start, start + len(at)), strict=True))
-            added = list(series) if len(at) == len(out) else [series[i] for i in at.values()]
-            if not clean and "" in map(itemgetter(1), itertools.chain.from_iterable(added)):
-                added = [tuple(kv for kv in s if kv[1] != "") for s in added]  # rare: drop empties
-            self.labels.extend(added)
-            if len(at) == len(id_list):  # all new, no repeats
-                return np.arange(start, start + len(at), dtype=np.int64)
-            out = list(map(self._pos.__getitem__, id_list))
-        return np.fromiter(out, np.int64, len(out))
+        id_arr = np.asarray(ids, np.uint64) if ids is not None else \
+            np.fromiter(map(series_id, series), np.uint64, len(series))
+        out = self._pos.get(id_arr)
+        miss = np.flatnonzero(out < 0)
+        if not len(miss):
+            return out
+        if len(miss) > 1:  # the first position of each new series (a series may come twice)
+            _, first = np.unique(id_arr[miss], return_index=True)
+            if len(first) < len(miss):
+                miss = miss[np.sort(first)]
+        start = len(self.labels)
+        fresh = np.arange(start, start + len(miss), dtype=np.int64)
+        self._pos.set(id_arr[miss], fresh)
+        added = list(series) if len(miss) == len(id_arr) else [series[i] for i in miss.tolist()]
+        if not clean and "" in map(itemgetter(1), itertools.chain.from_iterable(added)):
+            added = [tuple(kv for kv in s if kv[1] != "") for s in added]  # rare: drop empties
+        self.labels.extend(added)
+        if len(miss) == len(id_arr):  # all new, no repeats
+            return fresh
+        out[miss] = fresh
+        rest = np.flatnonzero(out < 0)  # repeats of a series new in this write
+        if len(rest):
+            out[rest] = self._pos.get(id_arr[rest])
+        return out
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ and the receiver answers with a message that names the limit and the metric.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -34,6 +33,7 @@ import pyarrow.compute as pc
 
 from heron.config import HeronConfig, parse_duration
 from heron.exceptions import ConfigError
+from heron.metrics.id_map import IdMap
 from heron.metrics.model import Labels, metric_name
 from heron.metrics.writer import FlatLabels
 
@@ -79,61 +79,66 @@ class LimitsConfig:
 
 
 class SeriesLimiter:
-    """Tracks active series and decides, per write, which series may be stored."""
+    """Tracks active series and decides, per write, which series may be stored.
+
+    Active series live in columns indexed by a slot (id, last sample time, metric code), with
+    an `IdMap` from id to slot: a write of active series is one vectorized lookup and one
+    scatter of the time, and the collector has no per-series objects to walk."""
 
     def __init__(self, config: LimitsConfig, rejected: Any = None) -> None:
         self.config = config
         self.rejected = rejected  # prometheus_client Counter(signal, reason) or None
-        self._seen: dict[int, float] = {}
-        self._metric_of: dict[int, str] = {}
+        self._slots = IdMap()  # active series id -> slot
+        self._n = 0  # slots in use (0 .. _n - 1)
+        self._ids = np.empty(1024, np.uint64)  # slot -> series id
+        self._seen_at = np.empty(1024, np.float64)  # slot -> time of its last write (monotonic)
+        self._metric = np.empty(1024, np.int64)  # slot -> code of its metric name
+        self._metric_names: list[str] = []  # code -> metric name
+        self._metric_code: dict[str, int] = {}
         self._per_metric: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return self._n
 
     def admit(self, series: Sequence[Labels], ids: Sequence[int] | np.ndarray,
               counts: np.ndarray | None = None,
               flat: FlatLabels | None = None) -> tuple[np.ndarray | None, str]:
         """Mask of admitted series (None = all) and a message naming what was refused.
 
-        Series already active cost two C-level passes over the ids of the write; only the ids not
-        seen before are looked at, with arrays: label counts and lengths from `flat` when the
-        receiver has the label arrays (the exact per-series check only for sets they flag), and
-        the per-metric and global limits by ranking the new series (as if admitted one by one
-        in write order)."""
+        Series already active cost one lookup of the write's ids; only the ids not seen before
+        are looked at, with arrays: label counts and lengths from `flat` when the receiver has
+        the label arrays (the exact per-series check only for sets they flag), and the
+        per-metric and global limits by ranking the new series (as if admitted one by one in
+        write order)."""
         now = time.monotonic()
         if now - self._last_sweep > min(60.0, self.config.active_window / 4):
             self.sweep(now)
-        id_list = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+        id_arr = np.asarray(ids, dtype=np.uint64)
         with self._lock:
-            seen = self._seen
-            if all(map(seen.__contains__, id_list)):  # the usual write of active series
-                seen.update(zip(id_list, itertools.repeat(now)))
+            slots = self._slots.get(id_arr)
+            unseen = np.flatnonzero(slots < 0)
+            if not len(unseen):  # the usual write of active series
+                self._seen_at[slots] = now
                 return None, ""
-            unseen = set(id_list).difference(seen)
-            id_arr = np.asarray(id_list, dtype=np.uint64)
-            if len(unseen) == len(id_list):  # all new, no repeats: the usual new-series write
-                fresh = np.arange(len(id_list))
-            else:  # the first position of every series not seen before
-                uniq, first = np.unique(id_arr, return_index=True)
-                fresh = np.sort(first[np.isin(uniq, np.fromiter(unseen, np.uint64, len(unseen)),
-                                              assume_unique=True)])
+            fresh = unseen  # the first position of every series not seen before
+            if len(unseen) > 1:
+                _, first = np.unique(id_arr[unseen], return_index=True)
+                if len(first) < len(unseen):
+                    fresh = unseen[np.sort(first)]
             sets = flat.sets_of(fresh, len(series)) if flat is not None else None
             reasons = self._label_reasons(series, fresh, flat, sets)
             codes, names = self._names(series, fresh, flat, sets)
             admitted, reasons = self._rank(codes, names, reasons)
-            new_ids = id_arr[fresh[admitted]].tolist()
-            new_names = np.asarray(names, dtype=object)[codes[admitted]].tolist()
-            self._metric_of.update(zip(new_ids, new_names, strict=True))
-            self._per_metric.update(new_names)
+            self._add(id_arr[fresh[admitted]], codes[admitted], names, now)
+            known = slots[slots >= 0]
+            self._seen_at[known] = now
             refused = id_arr[fresh[~admitted]]
             if not len(refused):
-                seen.update(zip(id_list, itertools.repeat(now)))
                 return None, ""
             keep = ~np.isin(id_arr, refused)
-            seen.update(zip(id_arr[keep].tolist(), itertools.repeat(now)))
+        id_list = id_arr.tolist()
         reason_of = {int(id_arr[fresh[j]]): reasons[j] for j in np.flatnonzero(~admitted).tolist()}
         per_position = counts.tolist() if counts is not None else [1] * len(id_list)
         why: dict[str, tuple[int, str]] = {}
@@ -147,6 +152,37 @@ class SeriesLimiter:
                 self.rejected.labels("metrics", kind).inc(n)
             parts.append(f"{n} samples refused: {msg}")
         return keep, "; ".join(parts)
+
+    def _add(self, ids: np.ndarray, codes: np.ndarray, names: list[str], now: float) -> None:
+        """Make distinct new series active (`names[codes[j]]`: the metric of ids[j]); caller
+        holds the lock."""
+        k = len(ids)
+        if not k:
+            return
+        start, end = self._n, self._n + k
+        if end > len(self._ids):
+            size = max(end, 2 * len(self._ids))
+            for attr in ("_ids", "_seen_at", "_metric"):
+                old = getattr(self, attr)
+                grown = np.empty(size, old.dtype)
+                grown[:start] = old[:start]
+                setattr(self, attr, grown)
+        glob = np.fromiter((self._code_of(n) for n in names), np.int64, len(names))
+        self._ids[start:end] = ids
+        self._seen_at[start:end] = now
+        self._metric[start:end] = glob[codes]
+        self._slots.set(ids, np.arange(start, end, dtype=np.int64))
+        self._n = end
+        per = np.bincount(codes, minlength=len(names))
+        for j in np.flatnonzero(per).tolist():
+            self._per_metric[names[j]] += int(per[j])
+
+    def _code_of(self, name: str) -> int:
+        code = self._metric_code.get(name)
+        if code is None:
+            code = self._metric_code[name] = len(self._metric_names)
+            self._metric_names.append(name)
+        return code
 
     def _label_reasons(self, series: Sequence[Labels], fresh: np.ndarray, flat: FlatLabels | None,
                        sets: np.ndarray | None) -> list[tuple[str, str] | None]:
@@ -209,7 +245,7 @@ class SeriesLimiter:
         admitted = fits.copy()
         if c.max_series:
             before = np.cumsum(fits) - fits  # admitted new series before each one
-            over = before >= c.max_series - len(self._seen)
+            over = before >= c.max_series - self._n
             admitted &= ~over
             for j in np.flatnonzero(ok & over).tolist():
                 reasons[j] = ("series_limit", f"active series limit {c.max_series} reached")
@@ -238,15 +274,24 @@ class SeriesLimiter:
         now = time.monotonic() if now is None else now
         cutoff = now - self.config.active_window
         with self._lock:
-            old = [sid for sid, t in self._seen.items() if t < cutoff]
-            for sid in old:
-                del self._seen[sid]
-                name = self._metric_of.pop(sid, "")
-                self._per_metric[name] -= 1
-                if self._per_metric[name] <= 0:
-                    del self._per_metric[name]
+            n = self._n
+            old = self._seen_at[:n] < cutoff
+            gone = int(np.count_nonzero(old))
+            if gone:
+                per = np.bincount(self._metric[:n][old], minlength=len(self._metric_names))
+                for code in np.flatnonzero(per).tolist():
+                    name = self._metric_names[code]
+                    self._per_metric[name] -= int(per[code])
+                    if self._per_metric[name] <= 0:
+                        del self._per_metric[name]
+                live = ~old
+                m = n - gone
+                for col in (self._ids, self._seen_at, self._metric):
+                    col[:m] = col[:n][live]
+                self._n = m
+                self._slots.retain(self._ids[:m], np.arange(m, dtype=np.int64))
             self._last_sweep = now
-        return len(old)
+        return gone
 
 
 class ExemplarBuffer:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from heron.metrics.id_map import IdMap
 from heron.metrics.model import Labels, metric_name, series_id
 from heron.pipeline import Pipeline
 from heron.storage.base import Storage
@@ -95,13 +96,15 @@ class SeriesIndex:
 
     def __init__(self, refresh: float = 6 * 3600.0) -> None:
         self._ids: dict[Labels, int] = {}
-        # Ids whose metric_series row was written recently, in two generations of `refresh / 2`
-        # each: rows are rewritten once neither generation holds them (every refresh/2 to
-        # refresh seconds), because they carry the retention TTL (on updated_at) and a series
-        # that lives longer than the retention must not lose its labels while samples flow.
-        # Sets, so that a write's ids are checked with C set operations, not per id in Python.
-        self._current: set[int] = set()
-        self._previous: set[int] = set()
+        # Ids whose metric_series row was written recently, in generations of `refresh / 2`
+        # each: `_written` maps an id to the generation that wrote its row, and a row is
+        # rewritten once it is older than the previous generation (every refresh/2 to refresh
+        # seconds), because rows carry the retention TTL (on updated_at) and a series that lives
+        # longer than the retention must not lose its labels while samples flow. An `IdMap`
+        # (numpy), so that a write's ids are checked in a few array passes, not per id in
+        # Python, and the garbage collector has nothing to walk.
+        self._written = IdMap()
+        self._gen = 1  # generations < _gen - 1 are too old (MISSING = -1, _FORGOTTEN: never)
         self._since = time.time()
         self.refresh = refresh
         self._lock = threading.Lock()
@@ -110,23 +113,31 @@ class SeriesIndex:
         t = storage.execute(f"SELECT series_id, toUnixTimestamp(max(updated_at)) AS at "
                             f"FROM `{storage.database}`.metric_series GROUP BY series_id")
         if t.num_rows:
-            ids = t.column("series_id").to_numpy()
+            ids = t.column("series_id").to_numpy().astype(np.uint64)
             at = t.column("at").to_numpy().astype(np.float64)
             now = time.time()
             with self._lock:
                 self._rotate(now)
                 age = now - at
-                self._current.update(ids[age < self.refresh / 2].tolist())
-                self._previous.update(ids[(age >= self.refresh / 2) & (age < self.refresh)].tolist())
+                current = age < self.refresh / 2
+                previous = (age >= self.refresh / 2) & (age < self.refresh)
+                self._written.set(ids[previous], self._gen - 1)
+                self._written.set(ids[current], self._gen)
         return len(self)
 
     def _rotate(self, now: float) -> None:
-        """Age the generations (caller holds the lock)."""
+        """Age the generations (caller holds the lock); forgets ids no generation holds."""
         age = now - self._since
         if age >= self.refresh:
-            self._current, self._previous, self._since = set(), set(), now
+            self._gen, self._since = self._gen + 2, now
         elif age >= self.refresh / 2:
-            self._current, self._previous, self._since = set(), self._current, now
+            self._gen, self._since = self._gen + 1, now
+        else:
+            return
+        ids, gens = self._written.items()
+        live = gens >= self._gen - 1
+        if not live.all():
+            self._written.retain(ids[live], gens[live])
 
     def id_of(self, labels: Labels) -> int:
         sid = self._ids.get(labels)
@@ -143,32 +154,46 @@ class SeriesIndex:
             self._ids.clear()
         self._ids.update(zip(series, ids, strict=True))
 
-    def claim(self, ids: list[int]) -> set[int]:
-        """Which of `ids` need their row written (unknown, or written too long ago, see
-        `__init__`); marks them written (the caller writes their rows)."""
+    def claim_positions(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Positions (ascending) of the first occurrence of each of `ids` whose row needs
+        writing (unknown, or written too long ago, see `__init__`); marks them written (the
+        caller writes their rows)."""
+        id_arr = np.asarray(ids, np.uint64)
         with self._lock:
             self._rotate(time.time())
-            if self._current.issuperset(ids):  # the usual write of known series: no set built
-                return set()
-            new = set(ids).difference(self._current)
-            if new:
-                new.difference_update(self._previous)
-                self._current.update(new)
-        return new
+            need = self._written.get(id_arr) < self._gen - 1
+            if not need.any():  # the usual write of known series
+                return _NO_POSITIONS
+            pos = np.flatnonzero(need)
+            if len(pos) > 1:  # a series may appear twice in one write
+                _, first = np.unique(id_arr[pos], return_index=True)
+                if len(first) < len(pos):
+                    pos = pos[np.sort(first)]
+            self._written.set(id_arr[pos], self._gen)
+        return pos
 
     def claim_new(self, ids: Sequence[int] | np.ndarray) -> list[int]:
-        """`claim`, in order of first appearance."""
-        ids = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
-        new = self.claim(ids)
-        return [i for i in dict.fromkeys(ids) if i in new] if len(new) > 1 else list(new)
+        """The ids `claim_positions` marks, in order of first appearance."""
+        id_arr = np.asarray(ids, np.uint64)
+        return id_arr[self.claim_positions(id_arr)].tolist()  # type: ignore[no-any-return]
 
-    def forget(self, ids: Sequence[int]) -> None:
+    def claim(self, ids: Sequence[int] | np.ndarray) -> set[int]:
+        return set(self.claim_new(ids))
+
+    def forget(self, ids: Sequence[int] | np.ndarray) -> None:
         """Undo `claim_new` when the write that carried them was refused."""
-        with self._lock:
-            self._current.difference_update(ids)
+        if len(ids):
+            with self._lock:
+                self._written.set(np.asarray(ids, np.uint64), _FORGOTTEN)
 
     def __len__(self) -> int:
-        return len(self._current | self._previous)
+        with self._lock:
+            _, gens = self._written.items()
+            return int(np.count_nonzero(gens >= self._gen - 1))
+
+
+_NO_POSITIONS = np.empty(0, np.int64)
+_FORGOTTEN = -2
 
 
 class MetricsWriter:
@@ -218,7 +243,7 @@ class MetricsWriter:
 
     def tables(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
                ts: np.ndarray, values: np.ndarray, *, ids: np.ndarray | None = None,
-               flat: FlatLabels | None = None) -> tuple[dict[str, pa.Table], list[int]]:
+               flat: FlatLabels | None = None) -> tuple[dict[str, pa.Table], np.ndarray]:
         """Arrow tables for `series[i]` repeated `counts[i]` times over the flat ts/values.
 
         `ids`: the series ids when the receiver computed them (the same hash as `series_id`);
@@ -229,17 +254,11 @@ class MetricsWriter:
         id_arr = np.repeat(ids, np.asarray(counts, dtype=np.int64))
         samples = pa.table([pa.array(id_arr, pa.uint64()), pa.array(ts, pa.int64()),
                             pa.array(values, pa.float64())], schema=SAMPLES_SCHEMA)
-        claimed = self.index.claim(ids.tolist())
+        positions = self.index.claim_positions(ids)
         tables = {"metric_samples": samples}
-        if not claimed:
-            return tables, []
-        if len(claimed) == len(ids):  # every series new, none twice (a sender's first writes)
-            positions, new_ids = np.arange(len(ids)), ids
-        else:  # first position of each new id (a series may appear twice in one write)
-            uniq, first = np.unique(ids, return_index=True)
-            positions = np.sort(first[np.isin(uniq, np.fromiter(claimed, np.uint64, len(claimed)),
-                                              assume_unique=True)])
-            new_ids = ids[positions]
+        if not len(positions):
+            return tables, positions
+        new_ids = ids if len(positions) == len(ids) else ids[positions]
         sets = flat.sets_of(positions, len(series)) if flat is not None else None
         if sets is not None and flat is not None:
             tables["metric_series"] = flat.table(sets, new_ids)
@@ -248,7 +267,7 @@ class MetricsWriter:
             tables["metric_series"] = pa.table(
                 [pa.array(new_ids, pa.uint64()), pa.array([metric_name(r) for r in rows], pa.string()),
                  labels_map(rows)], schema=SERIES_SCHEMA)
-        return tables, new_ids.tolist()
+        return tables, new_ids
 
     async def write(self, series: Sequence[Labels], counts: Sequence[int] | np.ndarray,
                     ts: np.ndarray, values: np.ndarray,
