@@ -249,6 +249,8 @@ async def _serve_http(heron: Heron, on_ready: Callable[[], None] | None) -> None
         _exit()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise HeronError(f"cannot listen on {', '.join(listens)} (address in use?)")
+    if heron.head is not None:  # the runtime's objects out of the collector's reach (head.py)
+        heron.head.freeze_gc()
     if on_ready:
         on_ready()
     await asyncio.gather(*tasks)
