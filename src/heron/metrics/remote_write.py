@@ -7,10 +7,17 @@ a cache of decoded label sets (senders repeat the same series every request, so 
 never decodes a label again); sample values and timestamps are decoded for all samples at once
 with numpy (fixed64 doubles gathered by offset, varint timestamps combined column-wise).
 Anything unusual (fields out of the usual order, omitted zero values) falls back to protobuf.
+
+The same walk is done in C when the extension is built (`_rwdecode.c`, built by `pip install`;
+`HERON_NO_NATIVE=1` turns it off): one pass over the bytes, the label-cache lookup, and for new
+series their sorted label tuples, ids and flat label arrays. It takes a strict subset of what
+the Python path takes and returns None for the rest, so the Python path stays the fallback, the
+test oracle (tests/metrics/test_rwdecode_native.py) and the author of every error message.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +25,7 @@ from operator import itemgetter
 
 import cramjam
 import numpy as np
+import pyarrow as pa
 from google.protobuf.message import DecodeError
 
 from heron.exceptions import BadRequest
@@ -152,13 +160,74 @@ def decompress(body: bytes, encoding: str | None = "snappy") -> bytes:
     return body
 
 
+NATIVE_ABI = 1  # _rwdecode.ABI_VERSION this code expects (a stale build is not used)
+# Requests at least this large walk their bytes with the GIL released (HERON_RW_NOGIL_MIN).
+NOGIL_MIN = int(os.environ.get("HERON_RW_NOGIL_MIN", str(256 << 10)))
+
+
+def load_native() -> object | None:
+    """The C decoder, or None: HERON_NO_NATIVE=1, not built (no compiler at install), or built
+    from another version of the source (re-run `pip install -e .`)."""
+    if os.environ.get("HERON_NO_NATIVE", "") == "1":
+        return None
+    try:
+        from heron.metrics import _rwdecode  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _rwdecode if getattr(_rwdecode, "ABI_VERSION", None) == NATIVE_ABI else None
+
+
+_native = load_native()
+
+
 def decode_write_request(body: bytes, encoding: str | None = "snappy",
                          cache: LabelsCache | None = None) -> DecodedWrite:
     body = decompress(body, encoding)
+    cache = cache if cache is not None else _CACHE  # an empty cache is falsy
+    if _native is not None:
+        decoded = decode_native(body, cache)
+        if decoded is not None:
+            return decoded
+    return decode_python(body, cache)
+
+
+def decode_python(body: bytes, cache: LabelsCache) -> DecodedWrite:
+    """The pure-Python decoder (numpy walk, protobuf for what it leaves): the C decoder's
+    fallback and test oracle."""
     try:
-        return _decode_fast(body, cache if cache is not None else _CACHE)  # an empty cache is falsy
+        return _decode_fast(body, cache)
     except (_Fallback, IndexError):
         return _decode_protobuf(body)
+
+
+def decode_native(buf: bytes, cache: LabelsCache) -> DecodedWrite | None:
+    """The C decoder (`_rwdecode.decode_v1`) as a DecodedWrite; None when it leaves the request
+    to the Python path (unusual layout, or anything invalid: that path words the error). New
+    series go into `cache` as the Python path puts them."""
+    out = _native.decode_v1(buf, cache.entries, len(buf) >= NOGIL_MIN)  # type: ignore[attr-defined]
+    if out is None:
+        return None
+    (series, ids, counts, ts, values, hist, ex_ranges, meta_ranges, rows, keys, new_series, new_ids,
+     names, name_offsets, label_values, value_offsets, metrics, metric_offsets, set_offsets) = out
+    try:
+        metadata, exemplars = _metadata_and_exemplars(buf, meta_ranges, ex_ranges)
+    except BadRequest:
+        return None
+    fresh_ids = flat = None
+    if rows is not None:
+        fresh_ids = np.frombuffer(new_ids, dtype=np.uint64)
+        flat = FlatLabels(np.frombuffer(rows, dtype=np.int64), np.frombuffer(set_offsets, dtype=np.int32),
+                          _arrow_strings(names, name_offsets), _arrow_strings(label_values, value_offsets),
+                          _arrow_strings(metrics, metric_offsets))
+        cache.store(keys, new_series, fresh_ids.tolist())
+    return DecodedWrite(series, np.frombuffer(counts, dtype=np.int64), np.frombuffer(ts, dtype=np.int64),
+                        np.frombuffer(values, dtype=np.float64), metadata, hist, new_series, fresh_ids,
+                        exemplars, np.frombuffer(ids, dtype=np.uint64), flat)
+
+
+def _arrow_strings(data: bytearray, offsets: bytearray) -> pa.StringArray:
+    """A string array over the C decoder's buffers (UTF-8 already checked there), no copy."""
+    return pa.StringArray.from_buffers(len(offsets) // 4 - 1, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def _top_level(buf: bytes) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
@@ -254,6 +323,15 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
                        for labels, sid in zip(series, id_list, strict=True)]
         ids = np.fromiter(id_list, np.uint64, len(id_list))  # type: ignore[arg-type]
     ts, values = _samples(arr, starts, lengths)
+    metadata, exemplars = _metadata_and_exemplars(buf, meta_ranges, ex_ranges)
+    return DecodedWrite(series, np.asarray(counts, dtype=np.int64), ts, values, metadata, hist,
+                        new_series if new_ids is not None else [], new_ids, exemplars, ids, flat)
+
+
+def _metadata_and_exemplars(buf: bytes, meta_ranges: list[tuple[int, int]], ex_ranges: list[tuple[int, int, int]]
+                            ) -> tuple[list[tuple[str, str, str, str]], list[tuple[int, Labels, int, float]]]:
+    """The MetricMetadata messages at `meta_ranges` and the Exemplars (series index, start, end)
+    at `ex_ranges` (few per request: through protobuf)."""
     metadata = []
     for a, b in meta_ranges:
         m = remote_pb2.MetricMetadata()
@@ -270,8 +348,7 @@ def _decode_fast(buf: bytes, cache: LabelsCache) -> DecodedWrite:
         except DecodeError as exc:
             raise BadRequest(f"protobuf: cannot decode WriteRequest ({exc})") from exc
         exemplars.append((i, labels_from([(lb.name, lb.value) for lb in e.labels]), e.timestamp, e.value))
-    return DecodedWrite(series, np.asarray(counts, dtype=np.int64), ts, values, metadata, hist,
-                        new_series if new_ids is not None else [], new_ids, exemplars, ids, flat)
+    return metadata, exemplars
 
 
 _SHIFTS = (np.arange(10, dtype=np.uint64) * np.uint64(7))
@@ -296,6 +373,8 @@ def _samples(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[
     if (raw[np.arange(len(s)), vlen - 1] & np.uint64(0x80)).any():
         raise _Fallback
     inside = np.arange(10)[None, :] < vlen[:, None]
+    if ((np.arange(10)[None, :] < (vlen - 1)[:, None]) & ((raw & np.uint64(0x80)) == 0)).any():
+        raise _Fallback  # the varint ends early: more fields follow (e.g. a repeated timestamp)
     parts = np.where(inside, (raw & np.uint64(0x7F)) << _SHIFTS, np.uint64(0))
     ts = np.bitwise_or.reduce(parts, axis=1).view(np.int64)
     return ts, values
