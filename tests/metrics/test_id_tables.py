@@ -9,11 +9,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heron.metrics import remote_write as rw
 from heron.metrics.head_index import HeadIndex
 from heron.metrics.id_map import MISSING, IdMap
 from heron.metrics.limits import LimitsConfig, SeriesLimiter
 from heron.metrics.model import series_id
-from heron.metrics.writer import SeriesIndex
+from heron.metrics.writer import SeriesIndex, labels_map
+from tests.metrics.test_limits import request
 
 # Small id pools make repeats and shared home slots common; 0 is the empty-slot marker, kept aside.
 IDS = st.one_of(st.integers(0, 40), st.integers(0, 2**64 - 1), st.integers(1, 64).map(lambda k: k << 52))
@@ -110,3 +112,20 @@ def test_sweep_forgets_idle_series_and_gives_their_room_back() -> None:
     keep, message = limiter.admit([sets[4]], ids[4:5])
     assert keep is not None and not keep.any() and "active series limit 7 reached" in message
     assert limiter.admit([sets[1]], ids[1:2]) == (None, "")  # known again: no limit applies
+
+
+def test_series_rows_of_every_set_in_order_equal_the_taken_rows() -> None:
+    """A sender's first write: the rows are built from the decoder's arrays without a take,
+    and equal those built with one (and from label tuples)."""
+    series = [tuple(sorted({"__name__": f"m{i % 3}", "i": str(i), "u": "é" * (i % 4)}.items()))
+              for i in range(40)]
+    series = [tuple(kv for kv in s if kv[1]) for s in series]
+    decoded = rw._decode_fast(request(series), rw.LabelsCache())
+    assert decoded.flat is not None and decoded.ids is not None
+    every = np.arange(40)
+    assert decoded.flat.all_sets(every) and not decoded.flat.all_sets(every[::-1])
+    direct = decoded.flat.table(every, decoded.ids)
+    taken = decoded.flat.table(every[::-1], decoded.ids[::-1])
+    assert direct.to_pylist() == taken.to_pylist()[::-1]
+    assert direct.column("labels").to_pylist() == labels_map(series).to_pylist()
+    assert direct.schema == taken.schema

@@ -132,17 +132,19 @@ class HeadIndex:
         remote-write decoder drops them), so the check for them is skipped."""
         id_arr = np.asarray(ids, np.uint64) if ids is not None else \
             np.fromiter(map(series_id, series), np.uint64, len(series))
-        out = self._pos.get(id_arr)
+        where = self._pos.find(id_arr)
+        out = self._pos.values(where)
         miss = np.flatnonzero(out < 0)
         if not len(miss):
             return out
-        if len(miss) > 1:  # the first position of each new series (a series may come twice)
-            _, first = np.unique(id_arr[miss], return_index=True)
-            if len(first) < len(miss):
-                miss = miss[np.sort(first)]
         start = len(self.labels)
         fresh = np.arange(start, start + len(miss), dtype=np.int64)
-        self._pos.set(id_arr[miss], fresh)
+        if self._pos.put(id_arr[miss], fresh, where[miss]) < len(miss):
+            # a series came twice: positions by first appearance, once each
+            _, first = np.unique(id_arr[miss], return_index=True)
+            miss = miss[np.sort(first)]
+            fresh = fresh[:len(miss)]
+            self._pos.set(id_arr[miss], fresh)
         added = list(series) if len(miss) == len(id_arr) else [series[i] for i in miss.tolist()]
         if not clean and "" in map(itemgetter(1), itertools.chain.from_iterable(added)):
             added = [tuple(kv for kv in s if kv[1] != "") for s in added]  # rare: drop empties

@@ -23,6 +23,7 @@ _MIN_BITS = 10
 _W = 8  # slots compared per id and step: one or two cache lines, and chains rarely pass 8
 _PAD = 64  # chains do not wrap around: they may run this far past the last hash slot
 _STEP = np.arange(_W, dtype=np.int64)
+_ZERO = -(1 << 62)  # `find`'s place of id 0 (kept aside, not in the table)
 _FEW = 64  # open chains below this: windows (fewer steps) instead of one slot per step
 
 
@@ -76,10 +77,14 @@ class IdMap:
             hit = k == a_ids
             out[act] = np.where(hit, b, -1 - b)
             act = act[~hit & (k != 0)]
-        if not len(act):
-            return out
+        if len(act):
+            self._scan(ids, act, at[act] + 1, out)
+        return out
+
+    def _scan(self, ids: np.ndarray, act: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        """`_find` for ids[act], their chains walked on from slots `b`, a window per step."""
+        keys = self._keys
         limit = len(keys) - _W
-        b = at[act] + 1
         while len(act):
             over = b > limit
             if over.any():
@@ -89,83 +94,107 @@ class IdMap:
             a_ids = ids[act]
             stop = (win == a_ids[:, None]) | (win == 0)
             first = stop.argmax(axis=1)
-            at_ = b + first
+            at = b + first
             has = stop[np.arange(len(act)), first]
-            out[act[has]] = np.where(keys[at_[has]] == a_ids[has], at_[has], -1 - at_[has])
+            out[act[has]] = np.where(keys[at[has]] == a_ids[has], at[has], -1 - at[has])
             act, b = act[~has], b[~has] + _W
+
+    def find(self, ids: np.ndarray) -> np.ndarray:
+        """Where each id is (>= 0) or is not (< 0), for `values` and `put` while the table is
+        unchanged: a lookup followed by an insert of what it missed walks the chains once."""
+        ids = np.asarray(ids, np.uint64)
+        zero = ids == 0
+        if not len(ids) or not zero.any():
+            return self._find(ids)
+        out = np.full(len(ids), _ZERO, np.int64)
+        nz = np.flatnonzero(~zero)
+        out[nz] = self._find(ids[nz])
+        return out
+
+    def values(self, where: np.ndarray) -> np.ndarray:
+        """The value at each place `find` returned (MISSING: absent)."""
+        out = np.full(len(where), MISSING, np.int64)
+        ok = where >= 0
+        out[ok] = self._vals[where[ok]]
+        if self._zero is not None:
+            out[where == _ZERO] = self._zero
         return out
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         """The value of each id (MISSING when absent)."""
-        ids = np.asarray(ids, np.uint64)
-        out = np.full(len(ids), MISSING, np.int64)
-        if not len(ids):
-            return out
-        nz = ids != 0
-        if nz.all():
-            found = self._find(ids)
-            ok = found >= 0
-            out[ok] = self._vals[found[ok]]
-            return out
-        if self._zero is not None:
-            out[~nz] = self._zero
-        sel = np.flatnonzero(nz)
-        found = self._find(ids[sel])
-        ok = found >= 0
-        out[sel[ok]] = self._vals[found[ok]]
-        return out
+        return self.values(self.find(ids))
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
-        return self.get(ids) != MISSING
+        return self.find(ids) >= 0 if self._zero is None else self.get(ids) != MISSING
 
-    def set(self, ids: np.ndarray, values: np.ndarray | int) -> None:
-        """ids[i] -> values[i], inserting absent ids. An id given twice keeps one of its values
-        (callers give repeats the same value)."""
+    def set(self, ids: np.ndarray, values: np.ndarray | int) -> int:
+        """ids[i] -> values[i], inserting absent ids; returns how many were inserted. An id
+        given twice keeps one of its values (callers give repeats the same value)."""
+        ids = np.asarray(ids, np.uint64)
+        return self.put(ids, values, self.find(ids))
+
+    def put(self, ids: np.ndarray, values: np.ndarray | int, where: np.ndarray) -> int:
+        """`set`, given `where = find(ids)` from an unchanged table."""
         ids = np.asarray(ids, np.uint64)
         vals = np.broadcast_to(np.asarray(values, np.int64), ids.shape)
         if not len(ids):
-            return
-        zero = ids == 0
+            return 0
+        added = 0
+        zero = where == _ZERO
         if zero.any():
+            added = int(self._zero is None)
             self._zero = int(vals[np.flatnonzero(zero)[-1]])
-            ids, vals = ids[~zero], vals[~zero]
+            keep = ~zero
+            ids, vals, where = ids[keep], vals[keep], where[keep]
+        hit = where >= 0
+        if hit.all():
+            self._vals[where] = vals
+            return added
+        self._vals[where[hit]] = vals[hit]
+        new = np.flatnonzero(~hit)
+        ids, vals, at = ids[new], vals[new], -1 - where[new]
+        before = self._n
         if 2 * (self._n + len(ids)) > len(self._keys) - _PAD:
             self._grow(self._n + len(ids))
-        while not self._set(ids, vals):  # a chain ran past the padding (rare): more room
+            at = -1 - self._find(ids)
+        elif (at >= len(self._keys)).any() or (self._keys[np.minimum(at, len(self._keys) - 1)] != 0).any():
+            at = -1 - self._find(ids)  # `where` does not fit this table (a caller's mistake): look again
+        while not self._insert(ids, vals, at):  # a chain ran past the padding (rare): more room
             self._grow(2 * self._n)
-
-    def _set(self, ids: np.ndarray, vals: np.ndarray) -> bool:
-        found = self._find(ids)
-        hit = found >= 0
-        if hit.all():
-            self._vals[found] = vals
-            return True
-        self._vals[found[hit]] = vals[hit]
-        new = np.flatnonzero(~hit)
-        return self._insert(ids[new], vals[new], -1 - found[new])
+            found = self._find(ids)
+            absent = found < 0
+            ids, vals, at = ids[absent], vals[absent], -1 - found[absent]
+        return added + self._n - before
 
     def _insert(self, ids: np.ndarray, vals: np.ndarray, at: np.ndarray) -> bool:
         """Place absent ids in `at`, the empty slots that end their chains. Ids that race for one
-        slot: exactly one wins it (its index is written to the slot's value and read back); the
-        others walk their chains again, and stop if the winner was the same id (a repeat).
-        False when a chain ran past the padding (what was placed stays)."""
+        slot: exactly one wins it (its index is written to the slot's value and read back); a
+        loser stops there if the winner is the same id (a repeat), else walks on from that
+        slot to the next empty one. False when a chain ran past the padding (what was placed
+        stays)."""
         keys, store = self._keys, self._vals
         act = np.arange(len(ids))
+        at = at.copy()
         while len(act):
-            if (at >= len(keys)).any():
+            p = at[act]
+            if (p >= len(keys)).any():
                 return False
-            store[at] = act
-            won = store[at] == act
-            w_at, w = at[won], act[won]
+            store[p] = act
+            won = store[p] == act
+            w_at, w = p[won], act[won]
             keys[w_at] = ids[w]
             store[w_at] = vals[w]
             self._n += len(w)
             if won.all():
                 break
-            act = act[~won]
-            found = self._find(ids[act])
-            again = found < 0  # still absent: not a repeat of an id just placed
-            act, at = act[again], -1 - found[again]
+            lost = ~won
+            act, p = act[lost], p[lost]
+            again = keys[p] != ids[act]  # not a repeat of the winner
+            act, p = act[again], p[again]
+            if len(act):
+                found = np.empty(len(ids), np.int64)
+                self._scan(ids, act, p + 1, found)
+                at[act] = -1 - found[act]  # every chain ends empty: these ids are absent
         return True
 
     def _grow(self, need: int) -> None:

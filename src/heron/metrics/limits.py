@@ -117,7 +117,8 @@ class SeriesLimiter:
             self.sweep(now)
         id_arr = np.asarray(ids, dtype=np.uint64)
         with self._lock:
-            slots = self._slots.get(id_arr)
+            where = self._slots.find(id_arr)
+            slots = self._slots.values(where)
             unseen = np.flatnonzero(slots < 0)
             if not len(unseen):  # the usual write of active series
                 self._seen_at[slots] = now
@@ -131,7 +132,7 @@ class SeriesLimiter:
             reasons = self._label_reasons(series, fresh, flat, sets)
             codes, names = self._names(series, fresh, flat, sets)
             admitted, reasons = self._rank(codes, names, reasons)
-            self._add(id_arr[fresh[admitted]], codes[admitted], names, now)
+            self._add(id_arr[fresh[admitted]], codes[admitted], names, now, where[fresh[admitted]])
             known = slots[slots >= 0]
             self._seen_at[known] = now
             refused = id_arr[fresh[~admitted]]
@@ -153,9 +154,9 @@ class SeriesLimiter:
             parts.append(f"{n} samples refused: {msg}")
         return keep, "; ".join(parts)
 
-    def _add(self, ids: np.ndarray, codes: np.ndarray, names: list[str], now: float) -> None:
-        """Make distinct new series active (`names[codes[j]]`: the metric of ids[j]); caller
-        holds the lock."""
+    def _add(self, ids: np.ndarray, codes: np.ndarray, names: list[str], now: float, where: np.ndarray) -> None:
+        """Make distinct new series active (`names[codes[j]]`: the metric of ids[j]; `where`:
+        their `find` in `_slots`); caller holds the lock."""
         k = len(ids)
         if not k:
             return
@@ -171,7 +172,7 @@ class SeriesLimiter:
         self._ids[start:end] = ids
         self._seen_at[start:end] = now
         self._metric[start:end] = glob[codes]
-        self._slots.set(ids, np.arange(start, end, dtype=np.int64))
+        self._slots.put(ids, np.arange(start, end, dtype=np.int64), where)
         self._n = end
         per = np.bincount(codes, minlength=len(names))
         for j in np.flatnonzero(per).tolist():
@@ -217,7 +218,7 @@ class SeriesLimiter:
                sets: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
         """Metric names of `series[fresh]` as (codes, distinct names)."""
         if flat is not None and sets is not None:
-            enc = pc.dictionary_encode(flat.metric.take(pa.array(sets)))
+            enc = pc.dictionary_encode(flat.metric if flat.all_sets(sets) else flat.metric.take(pa.array(sets)))
             return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
         code_of: dict[str, int] = {}
         codes = [code_of.setdefault(metric_name(series[i]), len(code_of)) for i in fresh.tolist()]
