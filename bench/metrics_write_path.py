@@ -7,7 +7,8 @@ What `bench/remote_write.py` cannot separate: the CPU that `MetricsWriter.write_
 under the GIL per request (limits, series ids claimed, tables, the head append), the WAL writer
 thread's CPU (encode, fsync), and the garbage collector's pauses. The bench's payloads are decoded
 first (not measured), then written one request at a time into a started in-process Heron (real
-pipeline, WAL and chDB): round 1 creates the series, later rounds append to known ones.
+pipeline, WAL and chDB; the garbage collector frozen after the start as `heron up` does, where
+the code has `Head.freeze_gc`): round 1 creates the series, later rounds append to known ones.
 
 Printed per round: the decode's CPU per request (for reference; its objects are what the collector
 walks) and the CPU of `write_limited` in the event-loop thread (the GIL-bound part), the WAL writer
@@ -62,6 +63,9 @@ async def _run(series: int, batch: int, rounds: int, limits: str) -> dict[str, A
     h = Heron(build_config(data, environ={}))  # type: ignore[arg-type]
     await h.start()
     limiter_of(h)
+    freeze = getattr(h.head, "freeze_gc", None)
+    if freeze is not None:  # as `heron up` does once serving (code that has it)
+        freeze()
     writer = h.metrics_writer
     wal_clock = _thread_clock("heron-wal-writer")
     gc_time = [0.0]
