@@ -158,6 +158,7 @@ static int vec_reserve(vec *b, size_t extra) {
 }
 
 static inline int vec_put(vec *b, const void *src, size_t k) {
+    if (!k) return 0; /* (memcpy from or to NULL is undefined even for 0 bytes) */
     if (b->n + k > b->cap && vec_reserve(b, k)) return NOMEM;
     memcpy(b->p + b->n, src, k);
     b->n += k;
