@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -223,6 +224,43 @@ def test_parser_only_raises_bad_request(data: bytes) -> None:
         return
     for item in env.items:
         assert isinstance(item.type, str) and isinstance(item.payload, bytes)
+
+
+_framed = st.lists(st.sampled_from([b"{}", b'{"type":"event"}', b'{"type":"event","length":3}',
+                                     b'{"type":"attachment","length":0}', b'{"type":""}', b"[1]", b"",
+                                     b"  {\"a\":1}", b"{", b"\n", b"\t\r {}", b'{"length":-1,"type":"x"}']),
+                   max_size=8).map(b"\n".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_framed | st.binary(max_size=300))
+def test_parser_views_equal_copies(data: bytes) -> None:
+    """The request path parses with payloads as views of the body (no copies): the same items,
+    the same bytes, the same first byte checked, the same errors."""
+    from heron.errors.envelope import first_byte
+
+    try:
+        want = parse_envelope(data)
+    except BadRequest as exc:
+        with pytest.raises(BadRequest) as got:
+            parse_envelope(data, view=True)
+        assert str(got.value) == str(exc)
+        return
+    env = parse_envelope(data, view=True)
+    assert env.headers == want.headers
+    assert [(i.type, i.headers, bytes(i.payload)) for i in env.items] == \
+        [(i.type, i.headers, i.payload) for i in want.items]
+    for i, w in zip(env.items, want.items, strict=True):
+        assert isinstance(i.payload, memoryview)
+        assert first_byte(i.payload) == w.payload.lstrip()[:1]
+
+
+@pytest.mark.parametrize("pad", [0, 1, 63, 64, 65, 200])
+def test_first_byte_past_long_whitespace(pad: int) -> None:
+    from heron.errors.envelope import first_byte
+
+    for body in (b" " * pad + b"{}", b" " * pad, b"\n\t" * pad + b"[", b"x" * pad):
+        assert first_byte(memoryview(body)) == body.lstrip()[:1] == first_byte(body)
 
 
 @settings(max_examples=150, deadline=None)

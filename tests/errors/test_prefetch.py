@@ -82,3 +82,44 @@ async def test_announced_batch_is_digested_ahead_and_counted_once(heron: Heron,
         assert et.items.labels("event", "accepted")._value.get() == 300
     finally:
         proc.close()
+
+
+@pytest.mark.parametrize("prefetch_rows", [40, 0])
+def test_a_piece_waiting_is_announced_not_only_a_full_batch(tmp_path: Path, prefetch_rows: int) -> None:
+    """The error queue announces the next batch as soon as `prefetch_rows` (a piece) wait behind
+    the one handed over, so the workers never sit idle while there is work; 0: a full batch."""
+    import threading
+
+    from heron.pipeline import Pipeline
+
+    class Recorder:  # the storage surface the queue's processor presents to its pipeline
+        def __init__(self) -> None:
+            self.told: list[tuple[int, str]] = []
+            self.inserted: list[tuple[int, str]] = []
+            self.gate = threading.Event()
+
+        def prefetch(self, table: str, tables: list[pa.Table], token: str) -> None:
+            self.told.append((sum(t.num_rows for t in tables), token.split(":", 1)[1]))
+
+        def insert(self, table: str, data: pa.Table, token: str) -> None:
+            assert self.gate.wait(10)
+            self.inserted.append((data.num_rows, token.split(":", 1)[1]))
+
+    rec = Recorder()
+    p = Pipeline(rec, tmp_path, batch_rows=100, flush_interval=0.01)  # type: ignore[arg-type]
+    p.prefetch_rows = prefetch_rows
+    p.start()
+    rows = pa.table({"x": list(range(50))})
+    try:
+        p.submit_sync({"t": rows}, "errors")  # batch 1: handed over, its insert waits at the gate
+        deadline = time.monotonic() + 5
+        while p._durable and time.monotonic() < deadline:
+            time.sleep(0.005)
+        for _ in range(3):  # batch 2 (two records, 100 rows) and 50 rows behind it
+            p.submit_sync({"t": rows}, "errors")
+        rec.gate.set()
+        p.flush(10)
+    finally:
+        p.close()
+    assert rec.inserted == [(50, "t:1-1"), (100, "t:2-3"), (50, "t:4-4")]
+    assert rec.told == ([(50, "t:4-4")] if prefetch_rows else [])

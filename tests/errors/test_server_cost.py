@@ -234,3 +234,57 @@ async def test_oversized_body_is_refused_without_buffering_it(heron: Heron, clie
     assert r.status_code == 413 and "larger than 1000 bytes" in r.json()["detail"]
     assert sent <= 4, f"{sent} chunks of 400 bytes read for a 1000-byte limit"
     assert tracking(heron).queue.backlog == 0  # nothing of it was queued
+
+
+async def test_steady_requests_wait_for_the_commit_window(heron: Heron, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a steady arrival rate (one request per ms) a group waits until its first request is
+    COMMIT_DELAY old: a few requests per WAL record. Without the window, a write that takes less
+    than the gap between requests (here: the fsync left out) gives each request its own record."""
+    import asyncio
+
+    from heron.errors import queue as queue_mod
+    from heron.pipeline import wal as wal_mod
+
+    pid, _ = new_project(heron)
+    q = tracking(heron).queue
+    monkeypatch.setattr(wal_mod.os, "fsync", lambda fd: None)  # a write far shorter than 1 ms
+    bodies = [envelope(("event", exc_event())) for _ in range(60)]  # new event ids each
+
+    async def run() -> int:
+        seq0, todo = q.pipeline._next_seq, [bodies.pop() for _ in range(30)]
+
+        async def one(i: int) -> None:
+            await asyncio.sleep(0.001 * i)
+            await q.put(pid, "envelope", todo[i], None, "10.0.0.1", None)
+
+        await asyncio.gather(*(one(i) for i in range(30)))
+        await asyncio.sleep(0.05)
+        return q.pipeline._next_seq - seq0
+
+    with_window = await run()
+    monkeypatch.setattr(queue_mod, "COMMIT_DELAY", 0.0)
+    without = await run()
+    assert 1 <= with_window <= 20 and with_window < without  # here: 11 against 26-29
+    assert not q._inflight and not q._batch and q._timer is None
+    tracking(heron).flush()
+    assert heron.storage.execute(
+        f"SELECT count() AS n FROM `{heron.storage.database}`.error_events").to_pylist()[0]["n"] == 60
+
+
+async def test_a_lone_request_is_written_at_once(heron: Heron) -> None:
+    """No request came within the window before it: no wait for company."""
+    import asyncio
+
+    from heron.errors.queue import COMMIT_DELAY
+
+    pid, _ = new_project(heron)
+    q = tracking(heron).queue
+    body = envelope(("event", exc_event()))
+    for _ in range(2):
+        await asyncio.sleep(COMMIT_DELAY * 3)
+        task = asyncio.create_task(q.put(pid, "envelope", body, None, "10.0.0.1", None))
+        await asyncio.sleep(0)  # put() ran: the group is submitted on the next iteration, no timer
+        assert q._timer is None and len(q._batch) == 1
+        await asyncio.sleep(0)
+        assert q._inflight and not q._batch
+        await task

@@ -103,7 +103,10 @@ class Ingest:
                 await asyncio.get_running_loop().run_in_executor(None, et.decode, body, encoding)
         except BadRequest as exc:
             data, bad = b"", exc
-        env_dsn = et.envelope_dsn(data) if self.kind == "envelope" and data else None
+        env, env_dsn = None, None
+        if self.kind == "envelope" and data:
+            env, bad_env, env_dsn = et.parse(data)
+            bad = bad or bad_env
         qs = scope.get("query_string", b"")
         try:
             et.projects.authenticate(key_from_request(headers, QueryParams(qs) if qs else {}, env_dsn), pid)
@@ -117,7 +120,7 @@ class Ingest:
         try:
             if bad is not None:
                 raise bad
-            eid = await et.accept(project, self.kind, body, encoding, data, ip)
+            eid = await et.accept(project, self.kind, body, encoding, data, ip, env)
         except BadRequest as exc:
             heron.metrics.ingest_rejected.labels("errors", "bad_request").inc()
             return detail(400, str(exc))

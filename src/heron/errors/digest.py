@@ -128,7 +128,7 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
                 raw = parse_store_body(data)
                 env = Envelope({}, [Item("transaction" if raw.get("type") == "transaction" else "event", {}, b"")])
             else:
-                raw, env = None, parse_envelope(data)
+                raw, env = None, parse_envelope(data, view=True)  # payloads parsed in place, not copied
         except BadRequest as exc:
             out.outcomes["envelope", "invalid"] += 1
             out.warnings.append(f"project {slug}: envelope dropped after acceptance: {exc}")
@@ -165,7 +165,7 @@ def _digest(records: list[Record], ctx: Context) -> Digest:
                         outcome = "too_large"
                     else:
                         eid = str(env.headers.get("event_id") or it.headers.get("event_id") or "")
-                        attachments.append((eid, received, it.headers, it.payload))
+                        attachments.append((eid, received, it.headers, bytes(it.payload)))
                 elif t == "check_in":
                     ci = it.json()
                     if not isinstance(ci, dict):

@@ -31,6 +31,7 @@ class Item:
     type: str
     headers: dict[str, Any]
     payload: bytes
+    """(A memoryview of the body's bytes when parsed with `view=True`.)"""
 
     def json(self) -> Any:
         try:
@@ -93,8 +94,10 @@ def _json_line(data: bytes, what: str, offset: int) -> dict[str, Any]:
     return value
 
 
-def parse_envelope(data: bytes) -> Envelope:
-    """Split an envelope into its header and items."""
+def parse_envelope(data: bytes, view: bool = False) -> Envelope:
+    """Split an envelope into its header and items. `view`: payloads are memoryviews of `data`,
+    not copies (the ack path only looks at their first bytes: a 40 KB copy per event saved)."""
+    whole: Any = memoryview(data) if view else data
     end = data.find(b"\n")
     first = data if end < 0 else data[:end]
     env = Envelope(_json_line(first, "envelope header", 0))
@@ -117,16 +120,22 @@ def parse_envelope(data: bytes) -> Envelope:
             if pos + length > len(data):
                 raise BadRequest(f"{kind} item at byte {pos}: length {length} runs past the end "
                                  f"of the envelope ({len(data) - pos} bytes left)")
-            payload = data[pos:pos + length]
+            payload = whole[pos:pos + length]
             pos += length
             if pos < len(data) and data[pos:pos + 1] == b"\n":
                 pos += 1
         else:
             nl = data.find(b"\n", pos)
-            payload = data[pos:] if nl < 0 else data[pos:nl]
+            payload = whole[pos:] if nl < 0 else whole[pos:nl]
             pos = len(data) if nl < 0 else nl + 1
         env.items.append(Item(kind, headers, payload))
     return env
+
+
+def first_byte(payload: bytes | memoryview) -> bytes:
+    """The first byte after leading whitespace (b"" if none), without copying a whole payload."""
+    head = bytes(payload[:64]).lstrip()
+    return head[:1] if head or len(payload) <= 64 else bytes(payload).lstrip()[:1]
 
 
 def parse_store_body(data: bytes) -> dict[str, Any]:

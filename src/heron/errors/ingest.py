@@ -19,7 +19,7 @@ from prometheus_client import Counter, Gauge
 from heron.errors.alerts import ErrorAlerts
 from heron.errors.crons import Crons
 from heron.errors.digest import EVENT_TYPES
-from heron.errors.envelope import decompress, parse_envelope, parse_store_body
+from heron.errors.envelope import Envelope, decompress, first_byte, parse_envelope, parse_store_body
 from heron.errors.issues import Change, IssueStore
 from heron.errors.normalize import event_id, valid_event_id
 from heron.errors.process import Processor
@@ -96,21 +96,23 @@ class ErrorTracking:
         return decompress(body, encoding)
 
     async def accept(self, project: Project, kind: str, body: bytes, encoding: str | None,
-                     data: bytes, client_ip: str | None) -> str | None:
+                     data: bytes, client_ip: str | None, env: Envelope | None = None) -> str | None:
         """Validate, rate-limit and durably queue one request; returns the event id to answer with.
 
-        `data` is `body` decompressed. Raises BadRequest, RateLimited, Backpressure, PipelineClosed."""
+        `data` is `body` decompressed; `env`: the envelope already parsed from it (`parse`).
+        Raises BadRequest, RateLimited, Backpressure, PipelineClosed."""
         if kind == "store":
             raw = parse_store_body(data)
             n_events, eid = 1, raw.get("event_id")
         else:
-            env = parse_envelope(data)
+            if env is None:
+                env = parse_envelope(data, view=True)
             n_events, eid = 0, env.headers.get("event_id")
             for it in env.items:
                 if it.type in EVENT_TYPES:
                     n_events += 1
                     # cheap shape check; anything deeper is found (and counted) behind the queue
-                    if it.payload.lstrip()[:1] != b"{":
+                    if first_byte(it.payload) != b"{":
                         raise BadRequest(f"{it.type} item: payload must be a JSON object")
                     if not eid:
                         eid = _event_id(it.payload)
@@ -130,9 +132,18 @@ class ErrorTracking:
     def envelope_dsn(self, data: bytes) -> str | None:
         """The `dsn` of the (decompressed) envelope header: browser tunnels authenticate this way."""
         try:
-            return str(parse_envelope(data[:data.find(b"\n") + 1 or None]).headers.get("dsn") or "") or None
+            return envelope_dsn(parse_envelope(data[:data.find(b"\n") + 1 or None]))
         except BadRequest:
             return None
+
+    def parse(self, data: bytes) -> tuple[Envelope | None, BadRequest | None, str | None]:
+        """The request path's one parse of an envelope: (envelope, or the error it raises, and
+        the header's `dsn`, read from the header line alone when the items are malformed)."""
+        try:
+            env = parse_envelope(data, view=True)
+        except BadRequest as exc:
+            return None, exc, self.envelope_dsn(data)
+        return env, None, envelope_dsn(env)
 
     # ---- behind the queue ------------------------------------------------------------------
     def alert(self, project: Project, events: list[tuple[int, dict[str, Any]]], changes: list[Change]) -> None:
@@ -151,6 +162,10 @@ class ErrorTracking:
                 issue = self.issues.get(iid)
                 if issue:
                     self.alerts.count(issue, project.slug, ev, n)
+
+
+def envelope_dsn(env: Envelope) -> str | None:
+    return str(env.headers.get("dsn") or "") or None
 
 
 def _event_id(payload: bytes) -> str | None:

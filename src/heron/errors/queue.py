@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from heron.errors.process import PIECE
 from heron.pipeline import Pipeline
 from heron.selfmon import SelfMetrics
 
@@ -36,6 +37,12 @@ TABLE = "error_envelopes"
 MAX_GROUP = 1024
 """Requests per WAL record at most: a bigger group is submitted without waiting for the one in
 flight (bounds a record's size and what one Backpressure refusal answers at once)."""
+COMMIT_DELAY = 0.002
+"""When requests keep arriving (the one before came less than this ago), a group waits until
+its first request is this old before it is written, as PostgreSQL's `commit_delay`: at a steady
+2 000 requests/s a write + fsync takes ~0.2 ms here, so groups held 1-2 requests and each paid a
+WAL record, an fsync, two thread hand-offs and the gauges (~0.1 ms of server CPU per event).
+A lone request (idle traffic) is written at once; the cost is at most this much ack latency."""
 SCHEMA = pa.schema([("project", pa.int64()), ("kind", pa.string()), ("encoding", pa.string()),
                     ("ip", pa.string()), ("received", pa.float64()), ("event_id", pa.string()),
                     ("body", pa.binary())])
@@ -49,9 +56,15 @@ class EnvelopeQueue:
         self.metrics = SelfMetrics()
         self.pipeline = Pipeline(processor, directory, self.metrics, max_queue_bytes=max_bytes,
                                  batch_rows=batch, flush_interval=flush_interval, retry_after=retry_after)
+        # The next batch goes to the workers as soon as a piece of it waits (not a full batch):
+        # at a steady rate the workers otherwise sat idle while each batch was stored and counted.
+        self.pipeline.prefetch_rows = PIECE
         self._batch: list[tuple[Any, ...]] = []
         self._inflight = False  # a group is on its way to the WAL: new requests wait for it
         self._closed = False  # stopping: a group in flight may never resolve; submit (and hear 503)
+        self._last = 0.0  # arrival of the request before (loop time)
+        self._first = 0.0  # arrival of the first request of the group being formed
+        self._timer: asyncio.TimerHandle | None = None  # the group's delayed submit
 
     def start(self) -> int:
         """Replay what was acknowledged but not processed before a crash; returns records replayed."""
@@ -68,13 +81,25 @@ class EnvelopeQueue:
         group instead of once per event-loop iteration."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
+        now = loop.time()
+        busy, self._last = now - self._last < COMMIT_DELAY, now
         self._batch.append((project, kind, encoding or "", ip or "",
                             time.time() if received is None else received, event_id or "", body, fut))
-        if (len(self._batch) == 1 and not self._inflight) or len(self._batch) >= MAX_GROUP or self._closed:
+        if len(self._batch) == 1:
+            self._first = now
+            if not self._inflight:
+                if busy:
+                    self._timer = loop.call_later(COMMIT_DELAY, self._submit, loop)
+                else:
+                    loop.call_soon(self._submit, loop)
+        if len(self._batch) >= MAX_GROUP or self._closed:
             loop.call_soon(self._submit, loop)
         await fut
 
     def _submit(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         batch, self._batch = self._batch, []
         if not batch:  # submitted already (a full group, then the scheduled call)
             return
@@ -97,8 +122,12 @@ class EnvelopeQueue:
                 if not f.done():
                     f.set_exception(exc) if exc else f.set_result(None)
             self._inflight = False
-            if self._batch:  # what arrived meanwhile: the next group
-                self._submit(loop)
+            if self._batch and self._timer is None:  # what arrived meanwhile: the next group,
+                wait = self._first + COMMIT_DELAY - loop.time()  # once its first is old enough
+                if wait > 0 and not self._closed and len(self._batch) < MAX_GROUP:
+                    self._timer = loop.call_later(wait, self._submit, loop)
+                else:
+                    self._submit(loop)
 
         done.add_done_callback(lambda cf: loop.call_soon_threadsafe(resolve, cf))
 

@@ -80,6 +80,9 @@ class Pipeline:
         self._started = False
         self._epoch = ""
         self._crashed = False
+        self.prefetch_rows = 0
+        """Rows that must wait behind the batch handed over for a storage with `prefetch` to be
+        told of them (0, or more than a batch: a full batch, `batch_rows`)."""
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> int:
@@ -283,7 +286,8 @@ class Pipeline:
                     batch = self._pop_batch(end)
                     forced = (self._forced_start, end) if end is not None else None
                     self._forced_end = self._forced_start = None
-                if prefetch is not None and batch and forced is None and self._durable_rows >= self.batch_rows:
+                if prefetch is not None and batch and forced is None and \
+                        self._durable_rows >= min(self.prefetch_rows or self.batch_rows, self.batch_rows):
                     ahead = self._pop_batch(None)
             if ahead and prefetch is not None:
                 tables: dict[str, list[pa.Table]] = {}

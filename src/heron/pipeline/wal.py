@@ -83,13 +83,21 @@ class WAL:
         self.segment_bytes = segment_bytes
         self._fd: int | None = None
         self._seg_size = 0
+        self._path: Path | None = None  # the segment being appended to
+        self._others: int | None = None  # bytes of the other segments (None: stat them again)
         self.corrupt_records = 0
 
     def segments(self) -> list[Path]:
         return sorted(self.dir.glob("*.wal"))
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.segments())
+        """Bytes on disk. The gauges ask after every group commit: the other segments are
+        listed and stat'ed again only after a rotation or a drop, not per append."""
+        if self._fd is None or self._path is None:
+            return sum(p.stat().st_size for p in self.segments())
+        if self._others is None:
+            self._others = sum(p.stat().st_size for p in self.segments() if p != self._path)
+        return self._others + self._seg_size
 
     def append(self, framed: list[bytes], first_seq: int) -> None:
         """Write framed records and fsync once (group commit)."""
@@ -113,6 +121,7 @@ class WAL:
             # a torn write from a crash. Keep it aside for forensics; never append after it.
             path.rename(path.with_suffix(".torn"))
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._path, self._others = path, None
         self._seg_size = os.fstat(self._fd).st_size
         dfd = os.open(self.dir, os.O_RDONLY)
         try:
@@ -164,8 +173,10 @@ class WAL:
         for path, nxt in itertools.pairwise(segs):
             if int(nxt.stem) - 1 <= seq:
                 path.unlink(missing_ok=True)
+                self._others = None
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            self._path = None
