@@ -36,6 +36,9 @@ def test_heron_up_freezes_once_serving_and_stops_cleanly(tmp_path: Path) -> None
     now = int(time.time() * 1000)
     heron = HeronProcess(tmp_path / "data").start()
     try:
+        deadline = time.monotonic() + 10  # ready is answered from the moment it listens
+        while "objects frozen" not in heron.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "objects frozen" in heron.log(), heron.log()[-2000:]
         for part in range(2):  # new series after the freeze, as a sender's first writes
             body = encode_write_request([({"__name__": "freeze_test", "i": str(part * 3000 + i)}, [(now, 1.0)])
