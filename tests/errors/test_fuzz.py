@@ -317,3 +317,15 @@ async def test_fuzzed_requests_never_break_the_server(heron: Heron, client: http
     total = heron.storage.execute(f"SELECT count() AS n FROM `{db}`.error_events").to_pylist()[0]["n"]
     counted = sum(r["times_seen"] for r in heron.control.query("SELECT times_seen FROM error_issues"))
     assert total == counted  # every stored event is counted in exactly one issue
+
+
+def test_a_scrubbed_mechanism_still_groups() -> None:
+    """A scrub rule may match `mechanism` (fields: [mech]): it becomes "[Filtered]", and grouping
+    must still work (it raised AttributeError, so every such event was dropped as invalid)."""
+    ev = normalize({"exception": {"values": [{"type": "E", "mechanism": {"type": "x", "handled": False},
+                                               "stacktrace": {"frames": [{"function": "f", "in_app": True}]}}]}},
+                   1_700_000_000.0, None)
+    Scrubber(fields=("mech",)).event(ev)
+    assert ev["exception"]["values"][0]["mechanism"] == "[Filtered]"
+    assert group(1, ev) == group(1, {**ev, "exception": {"values": [
+        {**ev["exception"]["values"][0], "mechanism": {"type": "x"}}]}})

@@ -71,8 +71,8 @@ def frame_key(f: dict[str, Any]) -> str:
 def exception_components(ev: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for exc in (ev.get("exception") or {}).get("values") or []:
-        mech = exc.get("mechanism") or {}
-        if mech.get("is_exception_group"):
+        mech = exc.get("mechanism")
+        if isinstance(mech, dict) and mech.get("is_exception_group"):  # "[Filtered]" by a scrub rule
             continue  # the group wrapper itself; its children carry the signal
         frames = (exc.get("stacktrace") or {}).get("frames") or []
         app = [f for f in frames if f.get("in_app")] or frames
