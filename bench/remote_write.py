@@ -13,6 +13,7 @@ run at once; rounds alternate between them, with `--settle` seconds of quiet bef
 worker processes; 0 = in a thread; -1 = on the event loop), all side by side with the same Prometheus.
 `--variant old:PYTHONPATH=/tmp/base/src new:` runs one Heron per variant (its environment; here
 the code of a `git archive` against the working tree), side by side in the same way.
+`--variant c: py:HERON_NO_NATIVE=1` compares the C remote-write decoder with the Python one.
 `--repeat N` runs N passes, each with fresh receivers (round 1 creates the series again), and
 prints the median per round over the passes: single runs on the shared machine swing by +-0.3
 in ratio.
