@@ -95,7 +95,7 @@ class SeriesLimiter:
         self._metric = np.empty(1024, np.int64)  # slot -> code of its metric name
         self._metric_names: list[str] = []  # code -> metric name
         self._metric_code: dict[str, int] = {}
-        self._per_metric: Counter[str] = Counter()
+        self._per_code = np.zeros(64, np.int64)  # code -> its active series
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
 
@@ -131,8 +131,9 @@ class SeriesLimiter:
             sets = flat.sets_of(fresh, len(series)) if flat is not None else None
             reasons = self._label_reasons(series, fresh, flat, sets)
             codes, names = self._names(series, fresh, flat, sets)
-            admitted, reasons = self._rank(codes, names, reasons)
-            self._add(id_arr[fresh[admitted]], codes[admitted], names, now, where[fresh[admitted]])
+            glob = self._codes_of(names)
+            admitted, reasons = self._rank(codes, names, reasons, glob)
+            self._add(id_arr[fresh[admitted]], codes[admitted], glob, now, where[fresh[admitted]])
             known = slots[slots >= 0]
             self._seen_at[known] = now
             refused = id_arr[fresh[~admitted]]
@@ -154,9 +155,9 @@ class SeriesLimiter:
             parts.append(f"{n} samples refused: {msg}")
         return keep, "; ".join(parts)
 
-    def _add(self, ids: np.ndarray, codes: np.ndarray, names: list[str], now: float, where: np.ndarray) -> None:
-        """Make distinct new series active (`names[codes[j]]`: the metric of ids[j]; `where`:
-        their `find` in `_slots`); caller holds the lock."""
+    def _add(self, ids: np.ndarray, codes: np.ndarray, glob: np.ndarray, now: float, where: np.ndarray) -> None:
+        """Make distinct new series active (`glob[codes[j]]`: the metric code of ids[j];
+        `where`: their `find` in `_slots`); caller holds the lock."""
         k = len(ids)
         if not k:
             return
@@ -168,22 +169,32 @@ class SeriesLimiter:
                 grown = np.empty(size, old.dtype)
                 grown[:start] = old[:start]
                 setattr(self, attr, grown)
-        glob = np.fromiter((self._code_of(n) for n in names), np.int64, len(names))
         self._ids[start:end] = ids
         self._seen_at[start:end] = now
         self._metric[start:end] = glob[codes]
         self._slots.put(ids, np.arange(start, end, dtype=np.int64), where)
         self._n = end
-        per = np.bincount(codes, minlength=len(names))
-        for j in np.flatnonzero(per).tolist():
-            self._per_metric[names[j]] += int(per[j])
+        self._per_code[glob] += np.bincount(codes, minlength=len(glob))  # glob: distinct codes
 
-    def _code_of(self, name: str) -> int:
-        code = self._metric_code.get(name)
-        if code is None:
-            code = self._metric_code[name] = len(self._metric_names)
-            self._metric_names.append(name)
-        return code
+    def _codes_of(self, names: list[str]) -> np.ndarray:
+        """The code of each metric name (new names get one)."""
+        get = self._metric_code.get
+        codes = [get(n, -1) for n in names]
+        if -1 in codes:
+            for i, n in enumerate(names):
+                if codes[i] == -1:
+                    codes[i] = self._metric_code[n] = len(self._metric_names)
+                    self._metric_names.append(n)
+            if len(self._metric_names) > len(self._per_code):
+                grown = np.zeros(2 * len(self._metric_names), np.int64)
+                grown[:len(self._per_code)] = self._per_code
+                self._per_code = grown
+        return np.asarray(codes, np.int64)
+
+    @property
+    def _per_metric(self) -> Counter[str]:
+        """Active series per metric name (for reading; the counts live in `_per_code`)."""
+        return Counter({self._metric_names[c]: int(self._per_code[c]) for c in np.flatnonzero(self._per_code).tolist()})
 
     def _label_reasons(self, series: Sequence[Labels], fresh: np.ndarray, flat: FlatLabels | None,
                        sets: np.ndarray | None) -> list[tuple[str, str] | None]:
@@ -224,8 +235,8 @@ class SeriesLimiter:
         codes = [code_of.setdefault(metric_name(series[i]), len(code_of)) for i in fresh.tolist()]
         return np.asarray(codes, dtype=np.int64), list(code_of)
 
-    def _rank(self, codes: np.ndarray, names: list[str], reasons: list[tuple[str, str] | None]
-              ) -> tuple[np.ndarray, list[tuple[str, str] | None]]:
+    def _rank(self, codes: np.ndarray, names: list[str], reasons: list[tuple[str, str] | None],
+              glob: np.ndarray) -> tuple[np.ndarray, list[tuple[str, str] | None]]:
         """Which fresh series (metric `names[codes[j]]`) fit the per-metric and global limits,
         in write order, exactly as admitting them one at a time would decide; fills in the
         reasons of those that do not."""
@@ -241,7 +252,7 @@ class SeriesLimiter:
             np.cumsum(np.bincount(inv, minlength=len(names))[:-1], out=starts[1:])
             rank = np.empty(len(inv), dtype=np.int64)
             rank[order] = np.arange(len(inv)) - starts[inv[order]]
-            room = np.asarray([c.max_series_per_metric - self._per_metric[n] for n in names])
+            room = c.max_series_per_metric - self._per_code[glob]
             fits[ok] = rank < room[inv]
         admitted = fits.copy()
         if c.max_series:
@@ -279,12 +290,7 @@ class SeriesLimiter:
             old = self._seen_at[:n] < cutoff
             gone = int(np.count_nonzero(old))
             if gone:
-                per = np.bincount(self._metric[:n][old], minlength=len(self._metric_names))
-                for code in np.flatnonzero(per).tolist():
-                    name = self._metric_names[code]
-                    self._per_metric[name] -= int(per[code])
-                    if self._per_metric[name] <= 0:
-                        del self._per_metric[name]
+                self._per_code -= np.bincount(self._metric[:n][old], minlength=len(self._per_code))
                 live = ~old
                 m = n - gone
                 for col in (self._ids, self._seen_at, self._metric):

@@ -173,11 +173,11 @@ class SeriesIndex:
             if not need.any():  # the usual write of known series
                 return _NO_POSITIONS
             pos = np.flatnonzero(need)
-            if len(pos) > 1:  # a series may appear twice in one write
+            inserted = self._written.put(id_arr[pos], self._gen, where[pos])
+            if len(pos) > 1 and inserted < len(pos):  # rows due again, or a series twice in one write
                 _, first = np.unique(id_arr[pos], return_index=True)
                 if len(first) < len(pos):
                     pos = pos[np.sort(first)]
-            self._written.put(id_arr[pos], self._gen, where[pos])
         return pos
 
     def claim_new(self, ids: Sequence[int] | np.ndarray) -> list[int]:
