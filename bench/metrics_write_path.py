@@ -26,6 +26,7 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -111,6 +112,7 @@ async def _run(series: int, batch: int, rounds: int, limits: str) -> dict[str, A
             "SELECT count() AS n FROM (SELECT DISTINCT series_id FROM `wpath`.metric_series)").to_pylist()[0]["n"]
     finally:
         await h.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
