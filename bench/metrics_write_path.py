@@ -165,6 +165,7 @@ def main() -> None:
     finally:
         if tree is not None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+            shutil.rmtree(tree.parent, ignore_errors=True)
     print(f"\n{args.series} series, {args.batch} per request, medians of {args.passes} passes "
           f"(ms of CPU per request; gc: pause ms per round)")
     head = f"{'variant':20}{'round':>6}{'decode':>8}{'write':>8}{'WAL CPU':>10}{'GC ms':>8}{'GC (g0/g1/g2)':>16}{'wall ms':>10}"
