@@ -298,3 +298,20 @@ def test_threads_with_the_gil_released_share_one_cache(monkeypatch: pytest.Monke
         assert d.series == ref.series and d.ts.tolist() == ref.ts.tolist()
         assert d.ids is not None and ref.ids is not None and d.ids.tolist() == ref.ids.tolist()
     assert len(cache) == 700
+
+
+@native
+def test_threads_while_a_small_cache_is_cleared_under_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full cache is cleared by whichever thread stores next; the others' lookups and stores
+    around it still give every series its own labels and id."""
+    monkeypatch.setattr(rw, "NOGIL_MIN", 0)
+    raws = [b"".join(field(1, label_bytes(b"__name__", b"c", "nv") + label_bytes(b"i", b"%d" % i, "nv")
+                           + sample_bytes(i, 5, "vt")) for i in range(k * 250, k * 250 + 400)) for k in range(6)]
+    refs = [rw.decode_python(raw, rw.LabelsCache()) for raw in raws]
+    cache = rw.LabelsCache(max_size=700)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda r: rw.decode_native(r, cache), raws * 4))
+    for d, ref in zip(got, refs * 4, strict=True):
+        assert d is not None and d.series == ref.series
+        assert d.ids is not None and ref.ids is not None and d.ids.tolist() == ref.ids.tolist()
+    assert 0 < len(cache) < 700
