@@ -262,6 +262,20 @@ def test_repeated_timestamp_in_a_sample_decodes_as_protobuf_does() -> None:
         assert rw.decode_python(raw, rw.LabelsCache()).ts.tolist() == rw._decode_protobuf(raw).ts.tolist()
 
 
+def test_invalid_utf8_name_of_an_empty_label_is_refused_as_protobuf_does() -> None:
+    """The numpy label walk (16 new series or more) dropped empty labels before checking UTF-8,
+    and so took a name protobuf refuses."""
+    for n in (5, 20):
+        raw = b"".join(field(1, label_bytes(b"__name__", b"m", "nv") + label_bytes(b"i", b"%d" % i, "nv")
+                             + label_bytes(b"\xff", b"", "nv") + sample_bytes(1, 2, "vt")) for i in range(n))
+        with pytest.raises(BadRequest, match="protobuf: cannot decode WriteRequest"):
+            rw.decode_python(raw, rw.LabelsCache())
+        with pytest.raises(BadRequest, match="protobuf: cannot decode WriteRequest"):
+            rw.decode_write_request(raw, "identity", rw.LabelsCache())
+        ok = raw.replace(b"\xff", b"z")
+        assert len(rw.decode_python(ok, rw.LabelsCache()).series) == n
+
+
 @native
 def test_c_decoder_takes_the_usual_requests() -> None:
     """What senders send is decoded in C (not silently left to Python): new series with their

@@ -115,6 +115,8 @@ def decode_labels(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray
         raise Unusual
     s, ns, nl, vs, vl = (np.concatenate(c) for c in zip(*parts, strict=True))
     keep = vl > 0  # an empty value means the label is absent
+    if not keep.all():  # but its name is a string protobuf checks: invalid UTF-8 is an error
+        _strings(arr, ns[~keep], nl[~keep])
     order = np.argsort(s[keep], kind="stable")  # series-major, labels in wire order
     s, ns, nl, vs, vl = (a[keep][order] for a in (s, ns, nl, vs, vl))
     if not len(s):
