@@ -7,8 +7,16 @@ fallback by accident. `pip install -e .` builds it in place (next to its source;
 rebuild after editing the C source.
 """
 
+import hashlib
+from pathlib import Path
+
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("heron.metrics._rwdecode", ["src/heron/metrics/_rwdecode.c"],
+SOURCE = "src/heron/metrics/_rwdecode.c"
+# The build remembers its source: heron.metrics.remote_write does not load a build of another
+# version of it (a pull without a re-install), and the test named above then fails.
+DIGEST = hashlib.sha256((Path(__file__).parent / SOURCE).read_bytes()).hexdigest()[:16]
+
+setup(ext_modules=[Extension("heron.metrics._rwdecode", [SOURCE], define_macros=[("SOURCE_DIGEST", f'"{DIGEST}"')],
                              extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
                              optional=True)])

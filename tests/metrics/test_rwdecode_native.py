@@ -13,6 +13,7 @@ import concurrent.futures
 import hashlib
 import os
 import struct
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,10 @@ def test_extension_is_built() -> None:
         return
     assert rw._native is not None, "heron.metrics._rwdecode missing or stale: run `pip install -e .`"
     assert rw._native.ABI_VERSION == rw.NATIVE_ABI  # type: ignore[attr-defined]
+    source = Path(rw._native.__file__).with_name("_rwdecode.c")  # type: ignore[attr-defined]
+    if source.exists():  # built from this very source (setup.py records its digest)
+        digest = rw._native.SOURCE_DIGEST  # type: ignore[attr-defined]
+        assert digest == hashlib.sha256(source.read_bytes()).hexdigest()[:16]
 
 
 @native

@@ -761,6 +761,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rwdecode",
 
 PyMODINIT_FUNC PyInit__rwdecode(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0) Py_CLEAR(m);
+#ifndef SOURCE_DIGEST
+#define SOURCE_DIGEST "" /* built by hand: not checked against the source */
+#endif
+    if (m && (PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0 ||
+              PyModule_AddStringConstant(m, "SOURCE_DIGEST", SOURCE_DIGEST) < 0))
+        Py_CLEAR(m);
     return m;
 }

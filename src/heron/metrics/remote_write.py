@@ -17,11 +17,13 @@ test oracle (tests/metrics/test_rwdecode_native.py) and the author of every erro
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
+from pathlib import Path
 
 import cramjam
 import numpy as np
@@ -174,7 +176,13 @@ def load_native() -> object | None:
         from heron.metrics import _rwdecode  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return _rwdecode if getattr(_rwdecode, "ABI_VERSION", None) == NATIVE_ABI else None
+    if getattr(_rwdecode, "ABI_VERSION", None) != NATIVE_ABI:
+        return None
+    source = Path(_rwdecode.__file__).with_name("_rwdecode.c")
+    digest = getattr(_rwdecode, "SOURCE_DIGEST", "")
+    if digest and source.exists() and hashlib.sha256(source.read_bytes()).hexdigest()[:16] != digest:
+        return None  # built from another version of the source (setup.py records its digest)
+    return _rwdecode
 
 
 _native = load_native()
