@@ -64,9 +64,9 @@ PIECE = 1000
 they are the unit of the insert tokens (so the size must never depend on the worker count).
 Not smaller: chDB spends ~50% more CPU per event on 200-row inserts than on 1000-row ones."""
 INSERT_PIECES = 6
-"""Pieces stored per insert (the last insert of a batch takes what is left): with the default
-batch of 6000, one insert per batch. chDB's CPU per event falls with the part size, its
-background merges most (rows merged per row inserted over 60 000 events: 2.46 at 1000-row
+"""Pieces stored per insert (the last insert of a batch takes what is left): with a batch of
+6000, one insert per batch (the default batch, 3000: one insert of 3 pieces). chDB's CPU per
+event falls with the part size, its background merges most (rows merged per row inserted over 60 000 events: 2.46 at 1000-row
 parts, 1.22 at 3000). Measured with the bench, split mode, A/B 6 vs 3, load 2-3: server drain
 0.171-0.179 -> 0.141-0.145 ms/event, all processes 0.85-0.87 -> 0.80-0.84; mixed mode end to end
 1535-1612 -> 1604-1851 events/s. The cost: the workers idle during the batch's insert, so a

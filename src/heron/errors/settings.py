@@ -5,7 +5,7 @@
       attachments_max_bytes: 1MiB  # larger attachments are dropped (counted), the event kept
       scrubbing: {enabled: true, fields: [], safe_fields: [], scrub_ip_addresses: false}
       queue:                       # the envelope queue between acknowledgement and processing
-        batch: 6000                # envelopes processed per batch (one control-store transaction)
+        batch: 3000                # envelopes processed per batch (one control-store transaction)
         flush_interval: 200ms      # how long an accepted envelope may wait for its batch
         workers: auto              # processes that digest big batches (auto: one per core, up to 4; 0: none)
       alerts:
@@ -47,7 +47,9 @@ class ErrorsSettings:
     cron: bool = True
     spikes: list[Spike] = field(default_factory=list)
     hold: float = 300.0
-    queue_batch: int = 6000
+    queue_batch: int = 3000
+    """At a steady 2 000 events/s, 3000 processed ~15-20% more during the run than 6000 (the
+    backlog moves in smaller steps), with no more CPU per event (4 pairs, session 6)."""
     queue_flush_interval: float = 0.2
     queue_workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
