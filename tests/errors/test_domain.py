@@ -181,6 +181,8 @@ async def test_missed_and_failed_check_ins(tmp_path: Path) -> None:
     ({"alerts": {"spike": [{"events": 0, "minutes": 5}]}}, "errors.alerts.spike.0", "needs events"),
     ({"alerts": {"new_issue": "yes"}}, "errors.alerts.new_issue", "true or false"),
     ({"scrubbing": {"fields": "password"}}, "errors.scrubbing.fields", "must be a list"),
+    ({"scrubbing": {"fields": ["ssn", ""]}}, "errors.scrubbing.fields", "non-empty strings"),
+    ({"scrubbing": {"safe_fields": [5]}}, "errors.scrubbing.safe_fields", "non-empty strings"),
     ({"queue": {"batch": 0}}, "errors.queue.batch", "from 1 to 100000"),
     ({"queue": {"workers": "many"}}, "errors.queue.workers", "auto or an integer"),
     ({"queue": {"flush_interval": "soon"}}, "errors.queue.flush_interval", ""),

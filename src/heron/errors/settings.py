@@ -101,8 +101,10 @@ def load(config: HeronConfig) -> ErrorsSettings:
     scrubbing = section.get("scrubbing") or {}
     unknown(scrubbing, _SCRUB_KEYS, "errors.scrubbing")
     for key in ("fields", "safe_fields"):
-        if not isinstance(scrubbing.get(key, []), list):
-            raise fail(f"errors.scrubbing.{key}", "must be a list of field names")
+        names = scrubbing.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+            # an empty name would match every key (all data filtered); a number is not a name
+            raise fail(f"errors.scrubbing.{key}", "must be a list of field names (non-empty strings)")
     s.scrubber = from_config(section)
     alerts = section.get("alerts") or {}
     unknown(alerts, _ALERT_KEYS, "errors.alerts")
