@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import platform
 import time
 
 import httpx
+import pytest
 
 from heron.metrics import ingest_warmup, remote_write, remote_write_pool
 from heron.metrics.model import series_id
@@ -23,6 +25,17 @@ def test_exercise_takes_the_fast_path_and_leaves_the_label_cache_alone() -> None
     assert decoded.ids.tolist() == [series_id(s) for s in decoded.series]
     assert ingest_warmup.exercise(body) > 500 * 100  # samples and series rows, as Arrow IPC
     assert len(remote_write._CACHE) == cached
+
+
+def test_keep_malloc_memory_is_glibc_only_and_yields_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert ingest_warmup.keep_malloc_memory() == (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert not ingest_warmup.keep_malloc_memory()
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.setenv("HERON_INGEST_WARMUP", "0")
+    assert not ingest_warmup.keep_malloc_memory()
 
 
 async def test_decoding_threads_are_started_and_nothing_is_written(heron: Heron, client: httpx.AsyncClient) -> None:

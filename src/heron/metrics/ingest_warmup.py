@@ -2,26 +2,33 @@
 than the next ones.
 
 Real senders hit a fresh receiver hard: after a restart, Prometheus' queue manager replays its
-backlog at full concurrency. Decoding runs in its own thread pool (remote_write_pool), whose
-threads are started now, each decoding one synthetic request (generic series, a throwaway label
-cache) and building its tables and WAL payload in memory: the threads exist and their glibc
-arenas are grown before the first request. Nothing reaches the WAL, storage, the head, the label
-cache or the limits.
+backlog at full concurrency. Measured on a fresh `heron up` (sequential 2000-series requests,
+/tmp/notes/s5-h1.md): the first request of new series cost ~2x the next ones (decode 14 against
+8 ms, Arrow IPC 2.4 against 0.6), nearly all of it memory the process touched for the first
+time, and glibc returning freed memory to the kernel between requests:
 
-Session 5 also fixed glibc's mmap and trim thresholds (`mallopt`, 32 and 64 MiB) here. With the
-C decoder (session 6) that made the first burst slower, not faster: side by side
-(`bench/remote_write.py --series 10000 100000 --repeat 2`, load 0.7-1.1), round 1 (new series)
-against Prometheus 0.68 -> 1.08 at 10k and 1.25 -> 1.58 at 100k without it, threads still
-warmed. glibc's dynamic thresholds are left alone now.
+- glibc maps every block over its mmap threshold (128 KiB until a large free raises it) freshly
+  and unmaps it on free, and trims each arena's top above 128 KiB: a request's temporaries (the
+  body, its uint8 view, field arrays of ~12k entries) are zeroed pages from the kernel again and
+  again until the thresholds have grown. `keep_malloc_memory` fixes them at 32 MiB (mmap) and
+  64 MiB (trim) with `mallopt`, as `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` would:
+  a thread's arena keeps what it used, at most its peak plus 64 MiB.
+- Decoding runs in its own thread pool (remote_write_pool), whose threads are started now, each
+  decoding one synthetic request (generic series, a throwaway label cache) and building its
+  tables and WAL payload in memory: the threads exist and their arenas are grown before the
+  first request. Nothing reaches the WAL, storage, the head, the label cache or the limits.
 
-`HERON_INGEST_WARMUP=0` turns it off (bench/remote_write.py `--variant` measures it side by side).
+`HERON_INGEST_WARMUP=0` turns both off (bench/remote_write.py `--variant` measures it side by
+side); glibc's own environment variables, when set, win over `keep_malloc_memory`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import logging
 import os
+import platform
 import threading
 import time
 
@@ -36,11 +43,30 @@ from heron.pipeline.wal import encode_payload
 
 log = logging.getLogger("heron.metrics")
 
+M_TRIM_THRESHOLD = -1  # glibc malloc.h
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20  # glibc's ceiling for the dynamic threshold (HEAP_MAX_SIZE / 2)
+TRIM_THRESHOLD = 64 << 20
 SERIES = 2000  # Prometheus' default max_samples_per_send
 
 
 def enabled() -> bool:
     return os.environ.get("HERON_INGEST_WARMUP", "1").strip() != "0"
+
+
+def keep_malloc_memory() -> bool:
+    """Fix glibc's mmap and trim thresholds (see the module doc); False when not glibc, turned
+    off, or already set by the environment."""
+    if not enabled() or platform.libc_ver()[0] != "glibc":
+        return False
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def synthetic_request(n: int = SERIES) -> bytes:

@@ -52,6 +52,7 @@ def _warm_worker(body: bytes | None) -> int:
     heron.metrics.ingest_warmup does in the server's decoding threads."""
     if body is None:
         return len(decode_write_request(b"", "identity").series)
+    ingest_warmup.keep_malloc_memory()
     return ingest_warmup.exercise(body)
 
 
@@ -84,6 +85,7 @@ def start() -> None:
     with _lock:
         warm, _warmed = not _warmed, True
     if warm and ingest_warmup.enabled() and not inline():  # once per process (tests start many)
+        ingest_warmup.keep_malloc_memory()
         ingest_warmup.warm_pool(_thread_pool(), THREADS)
 
 
