@@ -1,14 +1,17 @@
-"""The numpy id tables of the ingest path (IdMap) and the structures built on them behave as the
-dicts and sets they replaced: lookups, repeats in one write, deletions, generations, sweeps."""
+"""The id tables of the ingest path (IdMap) and the structures built on them behave as the dicts
+and sets they replaced: lookups, repeats in one write, deletions, generations, sweeps. Every test
+runs twice: with the probing loops in C (`_idmap.c`) and with the numpy fallback."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heron.metrics import id_map
 from heron.metrics import remote_write as rw
 from heron.metrics.head_index import HeadIndex
 from heron.metrics.id_map import MISSING, IdMap
@@ -16,6 +19,19 @@ from heron.metrics.limits import LimitsConfig, SeriesLimiter
 from heron.metrics.model import series_id
 from heron.metrics.writer import SeriesIndex, labels_map
 from tests.metrics.test_limits import request
+
+BUILT = id_map._C  # the C loops, or None under HERON_NO_NATIVE=1
+
+
+@pytest.fixture(autouse=True, params=["c", "numpy"])
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "c":
+        if id_map._C is None:
+            pytest.skip("HERON_NO_NATIVE=1 (test_native.py checks the build)")
+    else:
+        monkeypatch.setattr(id_map, "_C", None)
+    return str(request.param)
+
 
 # Small id pools make repeats and shared home slots common; 0 is the empty-slot marker, kept aside.
 IDS = st.one_of(st.integers(0, 40), st.integers(0, 2**64 - 1), st.integers(1, 64).map(lambda k: k << 52))
@@ -57,6 +73,40 @@ def test_id_map_grows_and_survives_ids_sharing_a_home_slot() -> None:
     assert (m.get(everything) == (everything % np.uint64(1000)).astype(np.int64)).all()
     assert (m.get(rng.integers(1, 2**64, 1000, dtype=np.uint64)) == MISSING).all()
     assert m.nbytes <= 64 * len(m) + 4096  # at most 4 slots of 16 bytes per id after growing
+
+
+def _same_home(m: IdMap, slot: int, n: int) -> np.ndarray:
+    """n distinct ids whose home slot in `m` is `slot` (the multiplier is odd: invertible)."""
+    inv = pow(int(m._mult), -1, 1 << 64)
+    return np.array([(((slot << (64 - m._bits)) + k) * inv) % (1 << 64) for k in range(1, n + 1)], np.uint64)
+
+
+def test_a_chain_past_the_padding_grows_the_table_and_loses_nothing() -> None:
+    m = IdMap()
+    last = (1 << m._bits) - 1
+    crowd = _same_home(m, last - 3, 3 * id_map._PAD)  # one chain, longer than the padding
+    assert (m._slot(crowd) == last - 3).all()
+    m.set(crowd[:10], np.arange(10))
+    m.set(crowd, np.arange(len(crowd)) * 2)
+    assert len(m) == len(crowd)
+    assert m.get(crowd).tolist() == (np.arange(len(crowd)) * 2).tolist()
+    assert m._bits > id_map._MIN_BITS
+
+
+def test_c_and_numpy_read_each_others_tables(monkeypatch: pytest.MonkeyPatch, impl: str) -> None:
+    """One layout: a table the one wrote, the other reads and extends (this run's impl writes)."""
+    if BUILT is None:
+        pytest.skip("HERON_NO_NATIVE=1 (test_native.py checks the build)")
+    other = None if impl == "c" else BUILT
+    ids = np.random.default_rng(5).integers(1, 2**64, 3000, dtype=np.uint64)
+    m = IdMap()
+    m.set(ids[:2000], np.arange(2000))
+    with monkeypatch.context() as mp:
+        mp.setattr(id_map, "_C", other)
+        assert m.get(ids[:2000]).tolist() == list(range(2000))
+        m.set(ids[2000:], np.arange(2000, 3000))
+    assert m.get(ids).tolist() == list(range(3000))
+    assert (m.get(ids + np.uint64(1)) == MISSING).sum() >= 2990
 
 
 def test_series_index_claims_first_occurrences_and_ages_generations() -> None:

@@ -17,13 +17,11 @@ test oracle (tests/metrics/test_rwdecode_native.py) and the author of every erro
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from pathlib import Path
 
 import cramjam
 import numpy as np
@@ -31,6 +29,7 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 
 from heron.exceptions import BadRequest
+from heron.metrics import native
 from heron.metrics.model import Labels, labels_from, series_id
 from heron.metrics.proto import remote_pb2
 from heron.metrics.remote_write_labels import Unusual, decode_labels
@@ -168,21 +167,8 @@ NOGIL_MIN = int(os.environ.get("HERON_RW_NOGIL_MIN", str(256 << 10)))
 
 
 def load_native() -> object | None:
-    """The C decoder, or None: HERON_NO_NATIVE=1, not built (no compiler at install), or built
-    from another version of the source (re-run `pip install -e .`)."""
-    if os.environ.get("HERON_NO_NATIVE", "") == "1":
-        return None
-    try:
-        from heron.metrics import _rwdecode  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    if getattr(_rwdecode, "ABI_VERSION", None) != NATIVE_ABI:
-        return None
-    source = Path(_rwdecode.__file__).with_name("_rwdecode.c")
-    digest = getattr(_rwdecode, "SOURCE_DIGEST", "")
-    if digest and source.exists() and hashlib.sha256(source.read_bytes()).hexdigest()[:16] != digest:
-        return None  # built from another version of the source (setup.py records its digest)
-    return _rwdecode
+    """The C decoder, or None (heron.metrics.native: off, not built, or stale)."""
+    return native.load("_rwdecode", NATIVE_ABI)
 
 
 _native = load_native()
