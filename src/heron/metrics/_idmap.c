@@ -80,7 +80,8 @@ static PyObject *find(PyObject *self, PyObject *args) {
 
 PyDoc_STRVAR(insert_doc,
              "insert(keys, vals, mult, bits, ids, values) -> (inserted, done)\n\n"
-             "Set ids[i] -> values[i] in order (an id present, or given twice, keeps the last value);\n"
+             "Set ids[i] -> values[i] in order (an id present, or given twice, keeps the last value;\n"
+             "id 0, the empty-slot marker, is skipped: a table's own arrays can be given to rehash);\n"
              "`done` is the count of ids handled: less than len(ids) when a chain ran past the\n"
              "padding (the caller grows the table and gives the rest again).");
 
@@ -107,6 +108,7 @@ static PyObject *insert(PyObject *self, PyObject *args) {
     Py_ssize_t inserted = 0, i = 0;
     for (; i < n; i++) {
         uint64_t id = ids[i];
+        if (!id) continue;
         Py_ssize_t at = home(id, (uint64_t)mult, bits);
         while (at < nkeys && keys[at] != id && keys[at] != 0) at++;
         if (at >= nkeys) break;

@@ -230,13 +230,14 @@ class IdMap:
         return True
 
     def _grow(self, need: int) -> None:
-        keys, vals = self._items_nonzero()
+        keys, vals = (self._keys, self._vals) if _C is not None else self._items_nonzero()  # C skips empty slots
         self._build(max(self._bits + 1, self._bits_for(need)), keys, vals)
 
     def _build(self, bits: int, keys: np.ndarray, vals: np.ndarray) -> None:
-        """A fresh table of 2^bits slots holding these distinct nonzero ids, without probing:
-        sorted by home slot, each id goes to max(its home, the previous id's slot + 1), which is
-        exactly where inserting them one by one in that order would put them."""
+        """A fresh table of 2^bits slots holding these distinct nonzero ids (C: zeros are skipped,
+        so a table's own arrays rehash in one pass). numpy, without probing: sorted by home slot,
+        each id goes to max(its home, the previous id's slot + 1), which is exactly where
+        inserting them one by one in that order would put them."""
         if _C is not None:
             keys = np.ascontiguousarray(keys, np.uint64)
             vals = np.ascontiguousarray(vals, np.int64)
