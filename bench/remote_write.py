@@ -143,6 +143,13 @@ def main() -> None:
     ap.add_argument("--variant", nargs="+", default=[],
                     help="one Heron per NAME:K=V,K=V (its environment; PYTHONPATH=<a git archive>/src runs "
                          "other code), all side by side; replaces --decode-workers")
+    ap.add_argument("--no-ping", dest="ping", action="store_false",
+                    help="do not send the receiver one small request (the warm-up's 100 known series) right "
+                         "before each measured round: after seconds of quiet this machine runs the next "
+                         "~100 ms slowly, for whichever process goes first (two identical Herons, 10k round 1 "
+                         "after 9 s idle: 150-200 ms for the first against 100-140 for the second); any "
+                         "request just before, even to another process, removes most of it, and a sender's "
+                         "remote-write traffic is continuous in practice")
     args = ap.parse_args()
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
     print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round)"
@@ -265,6 +272,8 @@ def run_pass(n: int, args: argparse.Namespace, k: int = 0) -> Pass:
             # with an even --repeat each receiver is first equally often in every round.
             for name, url, headers in (targets if (r + k) % 2 == 0 else targets[::-1]):
                 time.sleep(args.settle)  # the other's background work (inserts, head) settles
+                if args.ping:  # see --no-ping
+                    asyncio.run(send(url, headers, warmup, 1))
                 cpu[name].append(cpu_seconds(pids[name]))
                 cpu_at[name].append(time.monotonic())
                 results[name].append(asyncio.run(send(url, headers, bodies, args.concurrency)))
