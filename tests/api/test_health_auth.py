@@ -59,3 +59,33 @@ def test_admin_token_generated_once_when_not_configured(tmp_path) -> None:
     # A configured token replaces (revokes) the generated one.
     assert auth.ensure_admin("configured") is None
     assert auth.kind_of(token) is None and auth.kind_of("configured") == "admin"
+
+
+def test_a_token_revoked_elsewhere_is_refused_at_its_next_request(tmp_path) -> None:
+    """Valid tokens are cached between changes of the control database; a revocation by another
+    connection (`heron token revoke` in another process) or through this store ends that."""
+    import sqlite3
+
+    from heron import auth as auth_mod
+    from heron.auth import Auth
+    from heron.control import ControlStore
+
+    store = ControlStore(tmp_path / "c.db")
+    auth = Auth(store)
+    key, other = auth.create(INGEST, "prom"), auth.create(INGEST, "otel")
+    assert auth.kind_of(key) == INGEST and auth.kind_of(other) == INGEST
+    queries = []
+    store_query = store.query
+    store.query = lambda sql, params=(): queries.append(sql) or store_query(sql, params)  # type: ignore[method-assign]
+    assert auth.kind_of(key) == INGEST and queries == []  # cached: no query
+    elsewhere = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    elsewhere.execute("UPDATE tokens SET revoked_at = 1 WHERE name = 'prom'")
+    assert auth.kind_of(key) is None
+    assert auth.kind_of(other) == INGEST
+    auth.revoke("otel", INGEST)  # through this store
+    assert auth.kind_of(other) is None
+    assert auth.kind_of("heron_ingest_unknown") is None and len(auth._known) == 0  # only valid ones
+    many = [auth.create(INGEST, f"k{i}") for i in range(auth_mod.CACHE_MAX + 5)]
+    for t in many:
+        assert auth.kind_of(t) == INGEST
+    assert len(auth._known) <= auth_mod.CACHE_MAX

@@ -222,6 +222,7 @@ class ControlStore:
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._commits = 0  # transactions committed through this store (see `version`)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
@@ -256,6 +257,7 @@ class ControlStore:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self._commits += 1
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement in its own transaction; returns lastrowid."""
@@ -266,6 +268,13 @@ class ControlStore:
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return list(self._conn.execute(sql, params))
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the database may have: a commit through this store, or (SQLite's
+        `data_version`) one by any other connection, such as `heron token revoke` in another
+        process. Lets callers cache what they read until then."""
+        with self._lock:
+            return self._commits, self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def get(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM kv WHERE key = ?", (key,))
