@@ -15,11 +15,17 @@ from setuptools import Extension, setup
 
 
 def extension(module: str) -> Extension:
+    here = Path(__file__).parent / "src/heron/metrics"
     source = f"src/heron/metrics/{module}.c"
+    headers = sorted(here.glob(f"{module}_*.h"))  # included by the source only
     # The build remembers its source: heron.metrics.native does not load a build of another
-    # version of it (a pull without a re-install).
-    digest = hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest()[:16]
-    return Extension(f"heron.metrics.{module}", [source], define_macros=[("SOURCE_DIGEST", f'"{digest}"')],
+    # version of it (a pull without a re-install). The same digest as native.source_digest.
+    sha = hashlib.sha256()
+    for path in [here / f"{module}.c", *headers]:
+        sha.update(path.read_bytes())
+    digest = sha.hexdigest()[:16]
+    return Extension(f"heron.metrics.{module}", [source], depends=[str(h.relative_to(Path(__file__).parent)) for h in headers],
+                     define_macros=[("SOURCE_DIGEST", f'"{digest}"')],
                      extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
                      optional=True)
 

@@ -27,8 +27,11 @@ def test_extension_is_built_and_used(module: str) -> None:
     mod = LOADED[module]()
     assert mod is not None, f"heron.metrics.{module} missing or stale: run `pip install -e .`"
     assert ABI[module] == mod.ABI_VERSION
-    source = Path(mod.__file__).with_name(native.SOURCES[module])
-    assert hashlib.sha256(source.read_bytes()).hexdigest()[:16] == mod.SOURCE_DIGEST
+    here = Path(mod.__file__).parent
+    sha = hashlib.sha256()  # the source, then its headers in name order (as setup.py does)
+    for path in [here / native.SOURCES[module], *sorted(here.glob(f"{module}_*.h"))]:
+        sha.update(path.read_bytes())
+    assert sha.hexdigest()[:16] == mod.SOURCE_DIGEST == native.source_digest(module)
 
 
 @pytest.mark.skipif(native.disabled(), reason="HERON_NO_NATIVE=1")

@@ -24,8 +24,13 @@ def disabled() -> bool:
 
 
 def source_digest(module: str) -> str:
-    """The digest setup.py compiles into a build of `module` (its source's first 16 hex)."""
-    return hashlib.sha256((Path(__file__).with_name(SOURCES[module])).read_bytes()).hexdigest()[:16]
+    """The digest setup.py compiles into a build of `module`: SHA-256 of its source, then of its
+    headers (`<module>_*.h`) in name order, first 16 hex digits."""
+    here = Path(__file__).parent
+    sha = hashlib.sha256()
+    for path in [here / SOURCES[module], *sorted(here.glob(f"{module}_*.h"))]:
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
 
 
 def load(module: str, abi: int) -> ModuleType | None:
