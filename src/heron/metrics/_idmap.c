@@ -129,7 +129,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_idmap",
-                                    "IdMap's probing loops (heron.metrics.id_map).", -1, methods};
+                                    "IdMap's probing loops (heron.metrics.id_map).", -1, methods,
+                                    NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__idmap(void) {
     PyObject *m = PyModule_Create(&module);
