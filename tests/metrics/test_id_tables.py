@@ -179,3 +179,25 @@ def test_series_rows_of_every_set_in_order_equal_the_taken_rows() -> None:
     assert direct.to_pylist() == taken.to_pylist()[::-1]
     assert direct.column("labels").to_pylist() == labels_map(series).to_pylist()
     assert direct.schema == taken.schema
+
+
+def test_c_loops_refuse_bad_arguments_with_an_error() -> None:
+    """The C entry points check what they are given (a Python error, never a crash)."""
+    if BUILT is None:
+        pytest.skip("HERON_NO_NATIVE=1 (test_native.py checks the build)")
+    keys, ids, out = np.zeros(1024 + id_map._PAD, np.uint64), np.ones(2, np.uint64), np.empty(2, np.int64)
+    with pytest.raises(ValueError, match="bits out of range"):
+        BUILT.find(keys, 3, 70, ids, out)
+    with pytest.raises(ValueError, match="sizes do not match"):
+        BUILT.find(keys[:100], 3, 10, ids, out)  # fewer slots than 2^bits
+    with pytest.raises(ValueError, match="sizes do not match"):
+        BUILT.find(keys, 3, 10, ids, np.empty(3, np.int64))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        BUILT.find(keys, 3, 10, ids, out.view(np.uint8)[:15])
+    read_only = np.empty(2, np.int64)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        BUILT.find(keys, 3, 10, ids, read_only)
+    with pytest.raises(ValueError, match="sizes do not match"):
+        BUILT.insert(keys, np.zeros(10, np.int64), 3, 10, ids, np.zeros(2, np.int64))
+    assert not keys.any()  # nothing written by a refused call
