@@ -145,11 +145,11 @@ def main() -> None:
                          "other code), all side by side; replaces --decode-workers")
     ap.add_argument("--no-ping", dest="ping", action="store_false",
                     help="do not send the receiver one small request (the warm-up's 100 known series) right "
-                         "before each measured round: after seconds of quiet this machine runs the next "
-                         "~100 ms slowly, for whichever process goes first (two identical Herons, 10k round 1 "
-                         "after 9 s idle: 150-200 ms for the first against 100-140 for the second); any "
-                         "request just before, even to another process, removes most of it, and a sender's "
-                         "remote-write traffic is continuous in practice")
+                         "before each measured round: after seconds of quiet this machine ran the next "
+                         "~100 ms slowly, for whichever process went first (two identical Herons, 10k round 1 "
+                         "after 9 s idle: 150-200 ms for the first against 100-140 for the second; "
+                         "bench/remote_write_idle.py); a request to the receiver just before removed most of "
+                         "it, and a sender's remote-write traffic is continuous in practice")
     args = ap.parse_args()
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
     print("throughput: samples/s acknowledged; cpu: CPU ms (process + children, until its next round)"
